@@ -1,0 +1,1 @@
+"""Models: pooling layers, context gating, audio-video fusion, training, spotting, metrics."""

@@ -1,0 +1,5 @@
+import sys
+
+from avspot.search.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: SoccerNet ingest, synthetic games, Parquet feature tables, windows."""

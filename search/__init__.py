@@ -1,0 +1,1 @@
+"""Search: Ray Tune trainable and tuner, MLflow tracking, model registry, CLI."""

@@ -1,0 +1,1 @@
+"""Search spaces, one per file, found by name."""
