@@ -1,0 +1,100 @@
+"""Windows over a half: chunk labels for training, strided views for sliding-window spotting."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from avspot.datasets.errors import DataError
+from avspot.datasets.labels import BACKGROUND, CLASS_INDEX, NUM_OUTPUTS
+from avspot.datasets.table import Half
+
+
+def _check_window(window_frames: int, name: str = "window_frames") -> None:
+    if (
+        isinstance(window_frames, bool)
+        or not isinstance(window_frames, int | np.integer)
+        or window_frames < 1
+    ):
+        raise DataError(f"{name} {window_frames!r}: must be a positive integer")
+
+
+def n_chunks(n_frames: int, window_frames: int) -> int:
+    """Number of consecutive chunks of ``window_frames`` covering a half (the last may be short)."""
+    _check_window(window_frames)
+    return -(-int(n_frames) // int(window_frames))
+
+
+def chunk_labels(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive chunks of W = 2T frames: (starts (C,) int64, targets (C, 4) float32 multi-hot).
+
+    Columns are card, subs, soccer, background; background is 1 exactly when the chunk holds no
+    event. The last chunk may run past the half's end (``gather_chunks`` pads it by repetition).
+    """
+    w = int(window_frames)
+    c = n_chunks(half.n_frames, w)
+    starts = np.arange(c, dtype=np.int64) * w  # (C,)
+    targets = np.zeros((c, NUM_OUTPUTS), np.float32)  # (C, 4)
+    if half.events:
+        frames = np.fromiter((e.frame for e in half.events), np.int64, len(half.events))
+        cls = np.fromiter((CLASS_INDEX[e.label] for e in half.events), np.int64, len(half.events))
+        chunk = np.clip(frames // w, 0, c - 1)
+        targets[chunk, cls] = 1.0
+    targets[:, BACKGROUND] = targets[:, :BACKGROUND].max(axis=1) == 0
+    return starts, targets
+
+
+def window_indices(starts: np.ndarray, window_frames: int, n_frames: int) -> np.ndarray:
+    """(B, W) frame indices of windows starting at ``starts``, clamped to the half (edge padding)."""
+    _check_window(window_frames)
+    idx = np.asarray(starts, np.int64)[:, None] + np.arange(int(window_frames))  # (B, W)
+    return np.clip(idx, 0, int(n_frames) - 1)
+
+
+def gather_chunks(features: np.ndarray, starts: np.ndarray, window_frames: int) -> np.ndarray:
+    """(B, W, D) batch of windows gathered from (N, D) features by index arithmetic (one copy)."""
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise DataError(f"features must be a non-empty (N, D) array, got shape {features.shape}")
+    return features[window_indices(starts, window_frames, features.shape[0])]  # (B, W, D)
+
+
+def padded(features: np.ndarray, window_frames: int) -> np.ndarray:
+    """The edge-padded half that ``sliding_windows`` views: (N + W - 1, D)."""
+    _check_window(window_frames)
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise DataError(f"features must be a non-empty (N, D) array, got shape {features.shape}")
+    w = int(window_frames)
+    before, after = w // 2, w - w // 2 - 1
+    return np.pad(features, ((before, after), (0, 0)), mode="edge")  # (N + W - 1, D)
+
+
+def n_sliding_windows(n_frames: int, stride_frames: int) -> int:
+    """ceil(N / stride): one window centred on every stride-th frame."""
+    _check_window(stride_frames, "stride_frames")
+    return -(-int(n_frames) // int(stride_frames))
+
+
+def sliding_windows(
+    features: np.ndarray,
+    window_frames: int,
+    stride_frames: int,
+    *,
+    padded_features: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n_windows, W, D) read-only strided view of the edge-padded (N, D) half; no per-window copy.
+
+    Window i covers frames ``i*stride - W//2 .. i*stride - W//2 + W - 1`` (centred on frame
+    ``i * stride_frames``), edges repeated; ``n_windows = ceil(N / stride_frames)``. Pass
+    ``padded_features`` (from ``padded``) to reuse one padded copy.
+    """
+    _check_window(stride_frames, "stride_frames")
+    n = features.shape[0]
+    p = padded(features, window_frames) if padded_features is None else padded_features
+    w = int(window_frames)
+    if p.shape != (n + w - 1, features.shape[1]):
+        raise DataError(
+            f"padded_features has shape {p.shape}, expected {(n + w - 1, features.shape[1])}"
+        )
+    view = sliding_window_view(p, w, axis=0)  # (N, D, W): window k starts at padded row k
+    view = view.transpose(0, 2, 1)  # (N, W, D), still a view
+    return view[:: int(stride_frames)][: n_sliding_windows(n, stride_frames)]  # (n_windows, W, D)

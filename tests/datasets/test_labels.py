@@ -1,0 +1,58 @@
+import pytest
+
+from avspot.datasets.errors import DataError
+from avspot.datasets.labels import (
+    CLASSES,
+    NUM_OUTPUTS,
+    RAW_LABELS,
+    class_index,
+    format_game_time,
+    label_to_class,
+    parse_game_time,
+)
+
+
+def test_vocabulary():
+    assert CLASSES == ("card", "subs", "soccer")
+    assert NUM_OUTPUTS == 4
+    assert [class_index(c) for c in CLASSES] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "raw,cls",
+    [
+        ("soccer-ball", "soccer"),
+        ("soccer-ball-own", "soccer"),
+        ("y-card", "card"),
+        ("r-card", "card"),
+        ("yr-card", "card"),
+        ("substitution-in", "subs"),
+    ],
+)
+def test_label_to_class(raw, cls):
+    assert raw in RAW_LABELS
+    assert label_to_class(raw) == cls
+
+
+@pytest.mark.parametrize("raw", ["Goal", "Yellow card", "substitution-out", "", "card"])
+def test_unknown_label(raw):
+    with pytest.raises(DataError, match="unknown label"):
+        label_to_class(raw)
+
+
+def test_parse_game_time():
+    assert parse_game_time("2 - 35:21") == (2, 2121)
+    assert parse_game_time("1 - 00:00") == (1, 0)
+    assert parse_game_time("1 - 47:05") == (1, 47 * 60 + 5)  # stoppage time
+    assert format_game_time(2, 2121) == "2 - 35:21"
+
+
+@pytest.mark.parametrize("bad", ["3 - 10:00", "2 - 35:61", "35:21", "2 35:21", None, 5])
+def test_parse_game_time_bad(bad):
+    with pytest.raises(DataError, match="gameTime"):
+        parse_game_time(bad)
+
+
+def test_unknown_class():
+    with pytest.raises(DataError):
+        class_index("goal")
