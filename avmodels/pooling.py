@@ -1,0 +1,507 @@
+"""Temporal pooling layers: one interface ``(B, T, D) -> (B, out_dim)``, chosen by name.
+
+The seven layers of SoccerNet's baseline (seed paper, section 3.2): ``mean``, ``max``, ``cnn``
+and the learnable clustering layers of Miech et al. (LOUPE) ``softdbow``, ``netfv``,
+``netvlad``, ``netrvlad``. ``create_pooling(name, input_dim, window_frames, **kw)`` builds one
+and passes only the keyword arguments its constructor accepts.
+
+Every layer also scores a whole half at once: ``forward_sliding(x (N, D), W, S)`` equals
+``forward`` applied to every window of the edge-padded half (``avmodels.sliding``) but computes
+per-frame work (cluster assignments, residual terms) once per frame instead of once per window
+containing it. ``forward_sliding_linear`` additionally applies a linear map (the classifier)
+and, when nothing non-linear follows the aggregation (no context gating), never forms a window
+descriptor at all: see ``_VLADBase._sliding_linear``. Sliding inference is inference only: it
+requires eval mode (batch norm uses its running statistics) and runs without gradients.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .gating import ContextGating
+from .sliding import check_window_args, edge_pad, num_windows, window_sums
+
+__all__ = [
+    "POOLINGS",
+    "Pooling",
+    "create_pooling",
+    "register_pooling",
+]
+
+_EPS = 1e-12  # F.normalize's eps: x / max(||x||, eps)
+_CHUNK_BYTES = 48 << 20  # working-set budget of one chunk of windows in sliding inference
+
+POOLINGS: dict[str, type[Pooling]] = {}
+
+_PoolingT = TypeVar("_PoolingT", bound="type[Pooling]")
+
+
+def register_pooling(name: str) -> Callable[[_PoolingT], _PoolingT]:
+    """Class decorator: register a Pooling subclass under ``name``."""
+
+    def deco(cls: _PoolingT) -> _PoolingT:
+        if name in POOLINGS:
+            raise ValueError(f"pooling {name!r} is already registered")
+        cls.name = name
+        POOLINGS[name] = cls
+        return cls
+
+    return deco
+
+
+def create_pooling(name: str, input_dim: int, window_frames: int, **kw: Any) -> Pooling:
+    """Build the pooling layer ``name``; keyword arguments it does not accept are ignored."""
+    if name not in POOLINGS:
+        raise ValueError(f"unknown pooling {name!r}; valid poolings: {sorted(POOLINGS)}")
+    cls = POOLINGS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in kw.items() if k in accepted}
+    return cls(input_dim=input_dim, window_frames=window_frames, **kwargs)
+
+
+class Pooling(nn.Module):
+    """Base class: ``forward`` (B, T, D) -> (B, out_dim) plus sliding-window inference."""
+
+    name: ClassVar[str] = ""
+    out_dim: int
+
+    def __init__(self, input_dim: int, window_frames: int) -> None:
+        super().__init__()
+        if int(input_dim) < 1 or int(window_frames) < 1:
+            raise ValueError(
+                f"input_dim and window_frames must be >= 1, got {input_dim}, {window_frames}"
+            )
+        self.input_dim = int(input_dim)
+        self.window_frames = int(window_frames)
+
+    def extra_repr(self) -> str:
+        return f"input_dim={self.input_dim}, out_dim={self.out_dim}"
+
+    # -- sliding inference -------------------------------------------------------------------
+
+    def forward_sliding(
+        self, x: Tensor, window_frames: int | None = None, stride_frames: int = 1
+    ) -> Tensor:
+        """(N, D) -> (ceil(N / S), out_dim): ``forward`` of every window, per-frame work shared.
+
+        Eval mode only; no gradients.
+        """
+        w, s = self._sliding_args(x, window_frames, stride_frames)
+        with torch.no_grad():
+            return torch.cat(list(self._sliding_chunks(x, w, s)), dim=0)
+
+    def forward_sliding_linear(
+        self,
+        x: Tensor,
+        window_frames: int | None,
+        stride_frames: int,
+        weight: Tensor,
+        bias: Tensor | None = None,
+    ) -> Tensor:
+        """(N, D) -> (n_windows, O): ``F.linear(forward(window), weight (O, out_dim), bias)``.
+
+        The classifier of a window is linear in its pooled vector in eval mode; layers whose
+        aggregation is followed by linear maps only fold them in (see ``_VLADBase``).
+        """
+        w, s = self._sliding_args(x, window_frames, stride_frames)
+        if weight.dim() != 2 or weight.shape[1] != self.out_dim:
+            raise ValueError(
+                f"weight must have shape (O, {self.out_dim}), got {tuple(weight.shape)}"
+            )
+        with torch.no_grad():
+            return self._sliding_linear(x, w, s, weight, bias)
+
+    def _sliding_args(
+        self, x: Tensor, window_frames: int | None, stride_frames: int
+    ) -> tuple[int, int]:
+        if self.training:
+            raise RuntimeError(
+                f"{type(self).__name__}.forward_sliding needs eval mode (call model.eval()): "
+                "batch norm must use its running statistics"
+            )
+        w = self.window_frames if window_frames is None else int(window_frames)
+        check_window_args(x, w, stride_frames)
+        if x.shape[1] != self.input_dim:
+            raise ValueError(f"expected {self.input_dim}-d frames, got {tuple(x.shape)}")
+        return w, int(stride_frames)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        """Pooled vectors of consecutive chunks of windows; the default shares nothing."""
+        xp = edge_pad(x, w)  # (N + W, D)
+        n = num_windows(x.shape[0], s)
+        view = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) view, no copy
+        chunk = _chunk_windows(w * self.input_dim * 4 * 4)
+        for i0 in range(0, n, chunk):
+            yield self.forward(view[i0 : i0 + chunk])
+
+    def _sliding_linear(
+        self, x: Tensor, w: int, s: int, weight: Tensor, bias: Tensor | None
+    ) -> Tensor:
+        outs = [F.linear(p, weight, bias) for p in self._sliding_chunks(x, w, s)]
+        return torch.cat(outs, dim=0)
+
+
+def intra_global_normalize(v: Tensor) -> Tensor:
+    """L2-normalise each cluster's row, then the whole descriptor, with one scale.
+
+    Equals ``F.normalize(F.normalize(v, dim=2).flatten(1), dim=1).view_as(v)`` for v (B, K, D)
+    but touches the (B, K, D) tensor three times instead of about eight (forward + backward).
+    """
+    norm = torch.linalg.vector_norm(v, dim=2, keepdim=True)  # (B, K, 1)
+    inv = 1.0 / norm.clamp_min(_EPS)  # intra-normalisation
+    glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)  # (B, 1, 1)
+    return v * (inv / glob)
+
+
+def _chunk_windows(bytes_per_window: int, budget: int = _CHUNK_BYTES) -> int:
+    """How many windows one chunk holds within the working-set budget (at least 1)."""
+    return max(1, min(4096, budget // max(1, bytes_per_window)))
+
+
+# ---- parameter-free poolings ------------------------------------------------------------------
+
+
+@register_pooling("mean")
+class MeanPooling(Pooling):
+    """Average of the frames of the window."""
+
+    def __init__(self, input_dim: int, window_frames: int) -> None:
+        super().__init__(input_dim, window_frames)
+        self.out_dim = self.input_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=1)  # (B, D)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        xp = edge_pad(x, w)  # (N + W, D)
+        n = num_windows(x.shape[0], s)
+        yield window_sums(xp, w, s, n) / w  # (n, D)
+
+
+@register_pooling("max")
+class MaxPooling(Pooling):
+    """Element-wise maximum over the frames of the window."""
+
+    def __init__(self, input_dim: int, window_frames: int) -> None:
+        super().__init__(input_dim, window_frames)
+        self.out_dim = self.input_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.amax(dim=1)  # (B, D)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        xp = edge_pad(x, w).t().unsqueeze(0)  # (1, D, N + W)
+        n = num_windows(x.shape[0], s)
+        yield F.max_pool1d(xp, w, s)[0, :, :n].t()  # (n, D)
+
+
+@register_pooling("cnn")
+class CNNPooling(Pooling):
+    """Temporal convolution over the window, ReLU, then max over time (SoccerNet's CNN).
+
+    SoccerNet slides a ``D x 20`` kernel (all features, 20 frames = 10 s) along time; here
+    ``kernel_frames`` (default 20, clipped to the window) with ``pool_out`` filters
+    (default: as many as input features).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        window_frames: int,
+        pool_out: int | None = None,
+        kernel_frames: int = 20,
+    ) -> None:
+        super().__init__(input_dim, window_frames)
+        self.kernel_frames = max(1, min(int(kernel_frames), self.window_frames))
+        self.out_dim = int(pool_out) if pool_out else self.input_dim
+        self.conv = nn.Conv1d(self.input_dim, self.out_dim, self.kernel_frames)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] < self.kernel_frames:
+            raise ValueError(f"window of {x.shape[1]} frames < cnn kernel {self.kernel_frames}")
+        h = F.relu(self.conv(x.transpose(1, 2)))  # (B, C, T - k + 1)
+        return h.amax(dim=2)  # (B, C)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        if w < self.kernel_frames:
+            raise ValueError(f"window of {w} frames < cnn kernel {self.kernel_frames}")
+        xp = edge_pad(x, w).t().unsqueeze(0)  # (1, D, N + W)
+        n = num_windows(x.shape[0], s)
+        h = F.relu(self.conv(xp))  # (1, C, N + W - k + 1): every position computed once
+        yield F.max_pool1d(h, w - self.kernel_frames + 1, s)[0, :, :n].t()  # (n, C)
+
+
+# ---- learnable clustering poolings (LOUPE) ----------------------------------------------------
+
+
+class _ClusterPooling(Pooling):
+    """Soft assignment of frames to ``clusters`` learnt centres, LOUPE style.
+
+    assignment = softmax(BN(x W)); the layer aggregates an ``agg_dim`` descriptor, then (as in
+    LOUPE and SoccerNet v1) projects it to ``pool_out`` features with a bias-free "hidden"
+    layer followed by context gating (``gating``). ``pool_out=None`` keeps the raw descriptor
+    and no gating (sn-spotting's head).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        window_frames: int,
+        clusters: int = 64,
+        pool_out: int | None = 512,
+        gating: bool = True,
+    ) -> None:
+        super().__init__(input_dim, window_frames)
+        if int(clusters) < 1:
+            raise ValueError(f"clusters must be >= 1, got {clusters}")
+        self.clusters = int(clusters)
+        d, k = self.input_dim, self.clusters
+        self.cluster_weights = nn.Parameter(torch.randn(d, k) / math.sqrt(d))  # (D, K)
+        self.cluster_bn = nn.BatchNorm1d(k)
+        agg = self.agg_dim()
+        if pool_out:
+            self.hidden: nn.Linear | None = nn.Linear(agg, int(pool_out), bias=False)
+            nn.init.normal_(self.hidden.weight, std=1.0 / math.sqrt(k))
+            self.gating: ContextGating | None = ContextGating(int(pool_out)) if gating else None
+            self.out_dim = int(pool_out)
+        else:
+            self.hidden, self.gating, self.out_dim = None, None, agg
+
+    def agg_dim(self) -> int:
+        raise NotImplementedError
+
+    def assign(self, x: Tensor) -> Tensor:
+        """Soft assignment of each frame to the clusters, (..., D) -> (..., K)."""
+        logits = x @ self.cluster_weights  # (..., K)
+        shape = logits.shape
+        logits = self.cluster_bn(logits.reshape(-1, self.clusters)).reshape(shape)
+        return torch.softmax(logits, dim=-1)
+
+    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
+        """Normalised descriptor of each window from frames (B, T, D) and assignments (B, T, K)."""
+        raise NotImplementedError
+
+    def head(self, u: Tensor) -> Tensor:
+        """Projection and context gating, (B, agg_dim) -> (B, out_dim)."""
+        if self.hidden is not None:
+            u = self.hidden(u)
+        if self.gating is not None:
+            u = self.gating(u)
+        return u
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.aggregate(x, self.assign(x)))  # (B, out_dim)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        # Assignments once per frame; each chunk of windows aggregates strided views of them.
+        xp = edge_pad(x, w)  # (N + W, D)
+        a = self.assign(xp)  # (N + W, K)
+        n = num_windows(x.shape[0], s)
+        xv = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) view
+        av = a.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, K) view
+        # up to 256 windows per chunk (a projection's weight is read once per chunk)
+        chunk = max(1, min(256, (256 << 20) // (12 * self.agg_dim())))
+        for i0 in range(0, n, chunk):
+            yield self.head(self.aggregate(xv[i0 : i0 + chunk], av[i0 : i0 + chunk]))
+
+
+@register_pooling("softdbow")
+class SoftDBoW(_ClusterPooling):
+    """Soft deep bag of words: L2-normalised sum of the soft assignments, (B, K)."""
+
+    def agg_dim(self) -> int:
+        return self.clusters
+
+    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
+        return F.normalize(a.sum(dim=1), dim=1)  # (B, K)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        a = self.assign(edge_pad(x, w))  # (N + W, K)
+        n = num_windows(x.shape[0], s)
+        bow = window_sums(a, w, s, n)  # (n, K)
+        yield self.head(F.normalize(bow, dim=1))
+
+
+class _VLADBase(_ClusterPooling):
+    """NetVLAD (``residual=True``) and NetRVLAD (residual-less) aggregation.
+
+    v_k = sum_t a_tk (x_t - c_k) (NetRVLAD: sum_t a_tk x_t), intra-normalised per cluster,
+    flattened (K * D, cluster-major) and L2-normalised.
+    """
+
+    residual: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        input_dim: int,
+        window_frames: int,
+        clusters: int = 64,
+        pool_out: int | None = 512,
+        gating: bool = True,
+    ) -> None:
+        super().__init__(input_dim, window_frames, clusters, pool_out, gating)
+        if self.residual:
+            d = self.input_dim
+            self.centers = nn.Parameter(torch.randn(self.clusters, d) / math.sqrt(d))  # (K, D)
+
+    def agg_dim(self) -> int:
+        return self.clusters * self.input_dim
+
+    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
+        vlad = torch.bmm(a.transpose(1, 2), x)  # (B, K, D): one batched matmul a^T x
+        if self.residual:  # minus a_sum * c, fused
+            vlad = torch.addcmul(vlad, a.sum(dim=1).unsqueeze(2), self.centers, value=-1.0)
+        return intra_global_normalize(vlad).flatten(1)  # (B, K * D)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        """Descriptors of chunks of windows from per-frame assignments, then the head.
+
+        With a projection, the K * D x pool_out weight is read once per chunk: chunks of up to
+        256 windows (like batched scoring) keep that traffic down while the descriptors of a
+        chunk (c x K x D floats, normalised in place) bound the memory.
+        """
+        xp = edge_pad(x, w)  # (N + W, D)
+        a = self.assign(xp)  # (N + W, K): once per frame
+        n = num_windows(x.shape[0], s)
+        xv = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) view
+        av = a.unfold(0, w, s)[:n]  # (n, K, W) view
+        chunk = max(1, min(256, (256 << 20) // (4 * self.agg_dim())))
+        for i0 in range(0, n, chunk):
+            aw = av[i0 : i0 + chunk]
+            vlad = torch.bmm(aw, xv[i0 : i0 + chunk])  # (c, K, D)
+            if self.residual:
+                vlad.addcmul_(aw.sum(2).unsqueeze(2), self.centers, value=-1.0)
+            norm = torch.linalg.vector_norm(vlad, dim=2, keepdim=True)  # (c, K, 1)
+            inv = 1.0 / norm.clamp_min(_EPS)
+            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
+            yield self.head(vlad.mul_(inv / glob).flatten(1))
+
+    def _sliding_linear(
+        self, x: Tensor, w: int, s: int, weight: Tensor, bias: Tensor | None
+    ) -> Tensor:
+        """Linear map of every window's descriptor without forming any descriptor.
+
+        With no gating, ``weight @ hidden`` is one linear map L (O, K, D) of the normalised
+        descriptor, so logits_w = sum_k s_wk (sum_{t in w} a_tk x_t.L_k - A_wk c_k.L_k) with
+        A_wk = sum_{t in w} a_tk and s_wk = 1 / (||v_wk|| * ||u_w||) from the cluster norms,
+        which come from the Gram expansion ||v_wk||^2 = Q_wk - 2 A_wk sum_t a_tk x_t.c_k +
+        A_wk^2 ||c_k||^2, Q_wk = sum_{t,u in w} a_tk a_uk x_t.x_u (float64).
+
+        Per frame, once: a_t, x_t.L (O x K numbers), x_t.c_k. Per window: O(W K (W + O))
+        instead of O(W K D) twice (assignment and aggregation) plus O(K D O). Window sums are
+        direct sums over the window's frames, never differences of running sums: a cluster
+        nearly absent from a window still counts fully after the intra-normalisation, and
+        would be lost to cancellation against the frames around it.
+        """
+        if self.gating is not None:
+            return super()._sliding_linear(x, w, s, weight, bias)
+        k, d = self.clusters, self.input_dim
+        lin = weight if self.hidden is None else weight @ self.hidden.weight  # (O, K * D)
+        o = lin.shape[0]
+        lin = lin.reshape(o, k, d)  # (O, K, D)
+        xp = edge_pad(x, w)  # (Np, D)
+        n = num_windows(x.shape[0], s)
+        a = self.assign(xp)  # (Np, K)
+        z = (xp @ lin.reshape(o * k, d).t()).reshape(-1, o, k)  # (Np, O, K): x_t . L_ok
+        x64, a64 = xp.double(), a.double()
+        if self.residual:
+            c64 = self.centers.double()  # (K, D)
+            xc = x64 @ c64.t()  # (Np, K): x_t . c_k
+            cl = torch.einsum("okd,kd->ok", lin.double(), c64)  # (O, K): c_k . L_ok
+            cc = c64.square().sum(1)  # (K,)
+        za = window_sums(z, w, s, n, weights=a.unsqueeze(1))  # (n, O, K): sum a_tk x_t.L_ok
+        a_sum = window_sums(a64, w, s, n)  # (n, K): A_wk
+        if self.residual:
+            xc_sum = window_sums(xc, w, s, n, weights=a64)  # (n, K): sum a_tk x_t.c_k
+            za = za.double() - a_sum.unsqueeze(1) * cl
+        band = _gram_band(x64, w)  # (Np, 2W - 1): x_t . x_{t+o}, o in (-W, W)
+        # window i's Gram matrix G[p, q] = band[i*s + p, W - 1 + q - p]: a strided view
+        g_all = band.as_strided((n, w, w), (s * (2 * w - 1), 2 * w - 2, 1), w - 1)
+        a_win = a64.unfold(0, w, s)[:n]  # (n, K, W) view: no copy
+        norm2 = torch.empty((n, k), dtype=torch.float64)  # Q_wk, chunk by chunk
+        chunk = _chunk_windows(8 * w * k * 2)
+        for i0 in range(0, n, chunk):
+            aw = a_win[i0 : i0 + chunk]  # (c, K, W)
+            gaw = torch.bmm(aw, g_all[i0 : i0 + chunk])  # (c, K, W): G_w a_wk
+            torch.linalg.vecdot(gaw, aw, out=norm2[i0 : i0 + chunk])
+        if self.residual:
+            norm2 = norm2 - 2 * a_sum * xc_sum + a_sum.square() * cc
+        norm = norm2.clamp_min_(0).sqrt_()  # (n, K): ||v_wk||
+        inv = 1.0 / norm.clamp_min(_EPS)  # intra-normalisation factors
+        glob = (norm * inv).square().sum(1).sqrt().clamp_min(_EPS)  # (n,) global norm after
+        scale = (inv / glob.unsqueeze(1)).to(za.dtype)  # (n, K)
+        out = torch.linalg.vecdot(za, scale.unsqueeze(1))  # (n, O)
+        y = out.to(x.dtype)  # (n, O)
+        return y if bias is None else y + bias
+
+
+def _gram_band(x: Tensor, w: int, block: int = 256) -> Tensor:
+    """band[t, W - 1 + o] = x_t . x_{t+o} for o in (-W, W), zero outside, (Np + 1, 2W - 1).
+
+    One GEMM per block of frames against the block extended by W - 1 frames on both sides;
+    the band is a strided (diagonal) view of each block's Gram matrix.
+    """
+    np_ = x.shape[0]
+    xe = F.pad(x, (0, 0, w - 1, w - 1))  # (Np + 2W - 2, D): xe[t + W - 1] = x_t
+    band = torch.zeros((np_ + 1, 2 * w - 1), dtype=x.dtype)  # one spare row for views
+    for f0 in range(0, np_, block):
+        f1 = min(np_, f0 + block)
+        g = x[f0:f1] @ xe[f0 : f1 + 2 * w - 2].t()  # (b, b + 2W - 2): column j is u = f0+j-W+1
+        band[f0:f1] = g.as_strided((f1 - f0, 2 * w - 1), (g.shape[1] + 1, 1))  # g[i, i + j]
+    return band
+
+
+@register_pooling("netvlad")
+class NetVLAD(_VLADBase):
+    """NetVLAD: soft-assigned residuals to learnt centres, intra- and L2-normalised."""
+
+    residual = True
+
+
+@register_pooling("netrvlad")
+class NetRVLAD(_VLADBase):
+    """NetRVLAD: NetVLAD without the residual (soft-assigned sums of the frames)."""
+
+    residual = False
+
+
+@register_pooling("netfv")
+class NetFV(_ClusterPooling):
+    """NetFV: first- and second-order soft Fisher vector statistics, (B, 2 * K * D)."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        window_frames: int,
+        clusters: int = 64,
+        pool_out: int | None = 512,
+        gating: bool = True,
+    ) -> None:
+        super().__init__(input_dim, window_frames, clusters, pool_out, gating)
+        d, k = self.input_dim, self.clusters
+        self.centers = nn.Parameter(torch.randn(k, d) / math.sqrt(d))  # (K, D)
+        self.covar_weights = nn.Parameter(1.0 + torch.randn(k, d) / math.sqrt(d))  # (K, D)
+
+    def agg_dim(self) -> int:
+        return 2 * self.clusters * self.input_dim
+
+    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
+        covar = self.covar_weights.square() + 1e-6  # (K, D) positive variances
+        a_sum = a.sum(dim=1).unsqueeze(2)  # (B, K, 1)
+        at = a.transpose(1, 2)  # (B, K, T)
+        fv1 = torch.bmm(at, x)  # (B, K, D): sum_t a x
+        fv2 = torch.bmm(at, x * x)  # (B, K, D): sum_t a x^2
+        c = self.centers
+        # second order: sum_t a (x - c)^2 / covar^2 - a_sum
+        fv2 = (fv2 - 2 * fv1 * c + a_sum * c.square()) / covar.square() - a_sum
+        fv2 = F.normalize(fv2.flatten(1), dim=1)  # (B, K * D)
+        fv1 = (fv1 - a_sum * c) / covar  # first order
+        fv1 = intra_global_normalize(fv1).flatten(1)  # (B, K * D)
+        return torch.cat([fv1, fv2], dim=1)  # (B, 2 * K * D)
