@@ -1,0 +1,378 @@
+"""Trainer: config parsing, learning a planted signal, reproducibility, exact resume, callbacks,
+step decay, paired fusions, model files, train_from_table."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.data import ChunkBatches
+from avspot.avmodels.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    load_model,
+    save_model,
+    train,
+    train_from_table,
+)
+from avspot.datasets.errors import DataError
+from avspot.datasets.table import Event, Half, write_table
+
+D = 16
+RAW = {"card": "y-card", "subs": "substitution-in", "soccer": "soccer-ball"}
+# planted signal: cards in video only, goals in audio only, substitutions in both
+SIGNAL = {"card": ("video", 0), "subs": ("both", 1), "soccer": ("audio", 2)}
+
+
+def _half(seed: int, split: str, n: int = 320, game: str | None = None, half: int = 1) -> Half:
+    rng = np.random.default_rng(seed)
+    video = rng.normal(size=(n, D)).astype(np.float32)
+    audio = rng.normal(size=(n, D)).astype(np.float32)
+    frames = rng.choice(np.arange(12, n - 12, 16), size=9, replace=False)
+    events = []
+    for i, f in enumerate(sorted(frames)):
+        label = ("card", "subs", "soccer")[i % 3]
+        where, dim = SIGNAL[label]
+        for name, x in (("video", video), ("audio", audio)):
+            if where in (name, "both"):
+                x[f - 2 : f + 3, dim] += 4.0
+        events.append(Event(int(f), label, RAW[label], int(f) * 500))
+    return Half(game or f"{split}{seed}", half, split, 2.0, video, audio, events)
+
+
+TRAIN = [_half(s, "train") for s in range(8)]
+VALID = [_half(100 + s, "valid") for s in range(3)]
+
+
+def _cfg(**kw) -> TrainConfig:
+    model = {
+        "fusion": "before_fc",
+        "pooling": "netvlad",
+        "clusters": 4,
+        "window_s": 4.0,
+        "video_dim": D,
+        "audio_dim": D,
+        "pool_out": 16,
+        "dropout": 0.2,
+    }
+    model.update(kw.pop("model", {}))
+    base = {"lr": 3e-2, "batch_size": 32, "max_epochs": 4, "num_threads": 1, "spot_method": "nms"}
+    base.update(kw)
+    return TrainConfig(model=ModelConfig(**model), **base)
+
+
+def _fit(cfg: TrainConfig, callbacks=()) -> tuple[Trainer, TrainResult]:
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    trainer = Trainer(cfg)
+    return trainer, trainer.fit(stream, lambda: VALID, callbacks, pos_freq=stream.pos_freq)
+
+
+# ---- config -----------------------------------------------------------------------------------
+
+
+def test_overrides_parse_trainer_and_model_fields_by_type() -> None:
+    cfg = TrainConfig.from_overrides(
+        {
+            "fusion": "before_fc",
+            "pooling": "netvlad",
+            "clusters": "64",
+            "window_s": "20",
+            "lr": "0.001",
+            "schedule": "cosine",
+            "model.dropout": "0.5",
+            "max_epochs": "3",
+            "val_spotting": "false",
+        }
+    )
+    assert cfg.model.fusion == "before_fc" and cfg.model.pooling == "netvlad"
+    assert cfg.model.clusters == 64 and cfg.model.window_s == 20.0 and cfg.model.dropout == 0.5
+    assert cfg.model.window_frames == 40
+    assert cfg.lr == 0.001 and cfg.schedule == "cosine" and cfg.max_epochs == 3
+    assert cfg.val_spotting is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lrate": "0.1"}, r"--set lrate: unknown key; valid keys: .*batch_size.*fusion"),
+        ({"schedule": "linear"}, r"schedule='linear': unknown; valid: step, cosine, plateau"),
+        ({"monitor": "loss"}, r"valid: val_map, val_average_map"),
+        ({"lr": "fast"}, r"--set lr=fast: bad value; expected float"),
+        ({"clusters": "6.5"}, r"--set clusters=6.5: bad value; expected int"),
+        ({"fusion": "middle"}, r"middle.*valid: .*before_fc"),
+        ({"pooling": "median"}, r"median.*valid: .*netvlad"),
+        ({"max_epochs": "0"}, r"max_epochs=0: must be > 0"),
+    ],
+)
+def test_overrides_reject_unknown_keys_and_bad_values(overrides, message) -> None:
+    with pytest.raises(DataError, match=message):
+        TrainConfig.from_overrides(overrides)
+
+
+def test_config_round_trips_through_json() -> None:
+    cfg = _cfg(schedule="plateau", class_weight="balanced")
+    again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(DataError, match="unknown keys"):
+        TrainConfig.from_dict({**cfg.to_dict(), "momentum": 0.9})
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+def test_learns_the_planted_signal_and_reports_every_metric() -> None:
+    epochs = []
+
+    class Record:
+        def on_epoch_end(self, epoch, metrics, trainer):
+            epochs.append((epoch, metrics))
+
+        def on_train_end(self, result):
+            epochs.append(("end", result))
+
+    _, result = _fit(_cfg(max_epochs=5), [Record()])
+    assert [e for e, _ in epochs] == [1, 2, 3, 4, 5, "end"]
+    m = epochs[0][1]
+    for key in (
+        "train_loss", "val_loss", "val_map", "val_average_map", "val_average_map_tight", "lr",
+        "val_ap_card", "val_ap_subs", "val_ap_soccer", "val_average_map_card", "epoch_time_s",
+        "train_samples_per_s",
+    ):  # fmt: skip
+        assert key in m and math.isfinite(m[key]), key
+    chance = np.mean([c.targets[:, :3].mean() for c in [ChunkBatches(VALID, 8, 32)]])
+    assert result.best_metrics["val_map"] > max(0.8, 3 * chance)
+    assert result.best_metrics["val_average_map"] > 0.8
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.best_epoch == int(max(result.history, key=lambda h: h["val_map"])["epoch"])
+    assert result.stop_reason == "max_epochs" and not result.model.training
+    text = result.summary()
+    assert "val_average_map" in text and "soccer" in text and "best epoch" in text
+    json.dumps(result.to_dict())
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    _, a = _fit(_cfg(max_epochs=2))
+    _, b = _fit(_cfg(max_epochs=2))
+    _, c = _fit(_cfg(max_epochs=2, seed=1))
+    strip = [
+        {k: v for k, v in h.items() if "time" not in k and "per_s" not in k} for h in a.history
+    ]
+    assert strip == [
+        {k: v for k, v in h.items() if "time" not in k and "per_s" not in k} for h in b.history
+    ]
+    assert a.history[-1]["train_loss"] != c.history[-1]["train_loss"]
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "plateau"])
+def test_resume_from_checkpoint_continues_exactly(tmp_path, schedule) -> None:
+    cfg = _cfg(max_epochs=4, schedule=schedule, patience=1, stop_patience=9, max_decays=5)
+
+    def deterministic(history):
+        return [
+            {k: v for k, v in h.items() if "time" not in k and "per_s" not in k} for h in history
+        ]
+
+    straight, r_straight = _fit(cfg)
+
+    class SaveAt2:
+        def on_epoch_end(self, epoch, metrics, trainer):
+            if epoch == 2:
+                trainer.save_checkpoint(tmp_path / "ckpt.pt")
+                return "stop"
+
+    _, r_first = _fit(cfg, [SaveAt2()])
+    assert r_first.stop_reason == "callback" and len(r_first.history) == 2
+    resumed = Trainer.from_checkpoint(tmp_path / "ckpt.pt")
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    r_resumed = resumed.fit(stream, lambda: VALID)
+    assert deterministic(r_resumed.history) == deterministic(r_straight.history)
+    for (k, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    assert resumed.lr == straight.lr
+
+
+class Scripted(Trainer):
+    """A trainer whose validation metric follows a script (the schedule logic under test)."""
+
+    def __init__(self, cfg: TrainConfig, values: list[float]) -> None:
+        super().__init__(cfg)
+        self.values = list(values)
+
+    def evaluate(self, halves):
+        list(halves)
+        v = self.values.pop(0)
+        return {"val_loss": 1 - v, "val_map": v}, {}
+
+
+def _fit_scripted(
+    cfg: TrainConfig, values: list[float], callbacks=()
+) -> tuple[Trainer, TrainResult]:
+    stream = ChunkBatches(TRAIN[:2], cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    trainer = Scripted(cfg, values)
+    return trainer, trainer.fit(stream, lambda: VALID, callbacks)
+
+
+def test_step_decay_restores_best_weights_and_stops_after_max_decays() -> None:
+    snapshots = {}
+
+    class Snap:
+        def on_epoch_end(self, epoch, metrics, trainer):
+            snapshots[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    cfg = _cfg(max_epochs=30, patience=2, max_decays=2, stop_patience=20, lr=1e-2)
+    values = [0.5, 0.6, 0.55, 0.58, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6]
+    trainer, result = _fit_scripted(cfg, values, [Snap()])
+    lrs = [h["lr"] for h in result.history]
+    # best 0.6 at 2; decay after 3, 4 (restore epoch 2); best 0.7 at 5; decay after 6, 7
+    # (restore epoch 5); 8, 9 without improvement and no decay left: stop
+    assert lrs == pytest.approx([1e-2] * 4 + [1e-3] * 3 + [1e-4] * 2)
+    assert result.stop_reason == "early_stop" and len(result.history) == 9
+    assert result.best_epoch == 5 and trainer.state.decays == 2
+    for k, v in snapshots[4].items():
+        assert torch.equal(v, snapshots[2][k]), k  # epoch 4 ended by restoring epoch 2
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, snapshots[5][k]), k  # the result holds the best epoch
+
+
+def test_stop_patience_and_should_stop_flag() -> None:
+    cfg = _cfg(max_epochs=30, schedule="cosine", stop_patience=2)
+    _, result = _fit_scripted(cfg, [0.5, 0.4, 0.45, 0.9])
+    assert result.stop_reason == "early_stop" and len(result.history) == 3
+    _, result = _fit_scripted(_cfg(max_epochs=3, schedule="plateau", patience=1), [0.5, 0.4, 0.3])
+    assert [h["lr"] for h in result.history] == pytest.approx([3e-2, 3e-2, 3e-3])
+
+    class Flag:
+        def on_epoch_end(self, epoch, metrics):  # the two-argument form works too
+            flag.calls += 1
+
+    flag = Flag()
+    flag.calls = 0
+
+    class SetFlag:
+        def on_epoch_end(self, epoch, metrics, trainer):
+            trainer.should_stop = True
+            assert trainer.will_stop()
+
+    _, result = _fit(_cfg(max_epochs=5), [flag, SetFlag()])
+    assert flag.calls == 1 and result.stop_reason == "callback" and result.model is not None
+
+
+def test_keyboard_interrupt_returns_the_best_so_far() -> None:
+    cfg = _cfg(max_epochs=5)
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size)
+
+    def batches(epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        yield from stream(epoch)
+
+    result = Trainer(cfg).fit(batches, lambda: VALID)
+    assert result.stop_reason == "interrupted" and len(result.history) == 2
+
+
+def test_balanced_class_weight_from_given_or_estimated_frequencies(tmp_path) -> None:
+    cfg = _cfg(class_weight="balanced", max_epochs=1)
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size)
+    p = stream.pos_freq
+    given = Trainer(cfg)
+    given.fit(stream, lambda: VALID, pos_freq=p)
+    np.testing.assert_allclose(given.pos_weight.numpy(), (1 - p) / p, rtol=1e-6)
+    estimated = Trainer(cfg)  # the Ray path passes no frequencies: epoch 1 estimates them
+    estimated.fit(stream, lambda: VALID)
+    np.testing.assert_allclose(estimated.pos_freq, p, rtol=1e-6)
+    estimated.save_checkpoint(tmp_path / "c.pt")
+    resumed = Trainer.from_checkpoint(tmp_path / "c.pt")
+    torch.testing.assert_close(resumed.pos_weight, estimated.pos_weight)
+    with pytest.raises(DataError, match="4 entries"):
+        Trainer(cfg).fit(stream, lambda: VALID, pos_freq=[0.5, 0.5])
+
+
+def test_monitor_val_average_map_and_read_only_batches() -> None:
+    cfg = _cfg(monitor="val_average_map", max_epochs=2)
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size)
+
+    def read_only(epoch):  # Ray Data hands out read-only arrays
+        for b in stream(epoch):
+            for v in b.values():
+                v.setflags(write=False)
+            yield b
+
+    result = Trainer(cfg).fit(read_only, lambda: VALID)
+    best = max(result.history, key=lambda h: h["val_average_map"])
+    assert result.best_epoch == int(best["epoch"])
+
+
+@pytest.mark.parametrize("fusion", ["prob_product", "logit_mean"])
+def test_paired_fusion_trains_two_models_and_combines_them(fusion, tmp_path) -> None:
+    cfg = _cfg(model={"fusion": fusion}, max_epochs=4)
+    trainer, result = _fit(cfg)
+    assert hasattr(trainer.model, "video_model") and hasattr(trainer.model, "audio_model")
+    assert result.best_metrics["val_map"] > 0.7
+    assert result.model.config.fusion == fusion
+    path = save_model(result.model, cfg.model, tmp_path / "pair.pt")
+    loaded, mcfg = load_model(path)
+    assert mcfg == cfg.model
+    v = torch.randn(3, 8, D)
+    a = torch.randn(3, 8, D)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(v, a), result.model.eval()(v, a))
+
+
+def test_save_and_load_model_round_trip(tmp_path) -> None:
+    cfg = _cfg(max_epochs=1)
+    _, result = _fit(cfg)
+    path = save_model(result.model, cfg.model, tmp_path / "m" / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "avspot-model" and payload["config"] == cfg.model.to_dict()
+    model, mcfg = load_model(path)
+    assert mcfg == cfg.model and not model.training
+    v, a = torch.randn(2, 8, D), torch.randn(2, 8, D)
+    with torch.no_grad():
+        torch.testing.assert_close(model(v, a), result.model(v, a))
+    with pytest.raises(DataError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_text("not a model")
+    with pytest.raises(DataError, match="junk.pt"):
+        load_model(tmp_path / "junk.pt")
+
+
+def test_train_convenience_function() -> None:
+    result = train(_cfg(max_epochs=1), TRAIN[:3], VALID[:1])
+    assert len(result.history) == 1
+
+
+def test_train_from_table_writes_model_and_results(tmp_path) -> None:
+    uri = str(tmp_path / "table")
+    halves = [_half(s, "train", game=f"l/s/train{s // 2}", half=1 + s % 2) for s in range(4)]
+    halves += [_half(100 + s, "valid", game=f"l/s/valid{s // 2}", half=1 + s % 2) for s in range(2)]
+    write_table(halves, uri, source="test")
+    lines: list[str] = []
+    overrides = {
+        "fusion": "video",
+        "pooling": "max",
+        "window_s": "4",
+        "pool_out": "16",
+        "batch_size": "32",
+        "max_epochs": "2",
+    }
+    result = train_from_table(uri, overrides, out_dir=tmp_path / "out", log=lines.append)
+    assert result.config.model.video_dim == D  # taken from the table
+    assert sum(line.startswith("epoch") for line in lines) == 2
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["best_epoch"] == result.best_epoch and saved["fingerprint"]
+    model, mcfg = load_model(tmp_path / "out" / "model.pt")
+    assert mcfg.fusion == "video"
+    with pytest.raises(DataError, match="video_dim"):
+        train_from_table(uri, {**overrides, "video_dim": "512"}, log=lines.append)
+    with pytest.raises(DataError, match="'test' is empty|test"):
+        from avspot.avmodels.trainer import _read_split
+
+        _read_split(uri, "test", None)
