@@ -190,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
 
     p = dsub.add_parser("synth", help="write synthetic SoccerNet-shaped games to a feature table")
-    p.add_argument("--out", required=True, help="table URI: a local directory or s3://bucket/prefix")
+    p.add_argument(
+        "--out", required=True, help="table URI: a local directory or s3://bucket/prefix"
+    )
     p.add_argument("--games", type=int, default=20, help="number of games (default 20)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     p.add_argument(
@@ -202,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dsub.add_parser("ingest", help="turn a SoccerNet v1 folder tree into a feature table")
     p.add_argument("--soccernet", required=True, help="SoccerNet root: <league>/<season>/<game>/")
-    p.add_argument("--out", required=True, help="table URI: a local directory or s3://bucket/prefix")
+    p.add_argument(
+        "--out", required=True, help="table URI: a local directory or s3://bucket/prefix"
+    )
     p.add_argument("--video-features", default="ResNET_PCA512", help="video feature file stem")
     p.add_argument("--audio-features", default="VGGish", help="audio feature file stem")
     p.add_argument(
@@ -254,16 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget-s", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch cap per trial")
     p.add_argument("--seed", type=int, default=0, help="TPE seed")
-    p.add_argument("--storage", default=None, help="results path, local or s3:// (default ./ray_results)")
+    p.add_argument(
+        "--storage", default=None, help="results path, local or s3:// (default ./ray_results)"
+    )
     _add_endpoint(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("spot", help="spot events in a table's games with a trained model")
-    p.add_argument("--model", required=True, help="models:/avspot-spotter@champion, runs:/.., or a path")
+    p.add_argument(
+        "--model", required=True, help="models:/avspot-spotter@champion, runs:/.., or a path"
+    )
     p.add_argument("--data", required=True, help="feature table URI")
     p.add_argument("--split", default="test", help="split to spot (default test)")
     p.add_argument("--out", required=True, help="output directory for results_spotting.json")
-    p.add_argument("--method", default="nms", choices=["center", "max", "nms"], help="post-processing")
+    p.add_argument(
+        "--method", default="nms", choices=["center", "max", "nms"], help="post-processing"
+    )
     _add_endpoint(p)
     p.set_defaults(func=cmd_spot)
 
@@ -288,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("quickstart", help="synthesize, search, promote, spot: the whole loop")
-    p.add_argument("--workdir", default="quickstart", help="working directory (default ./quickstart)")
+    p.add_argument(
+        "--workdir", default="quickstart", help="working directory (default ./quickstart)"
+    )
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("models", help="list registered poolings and fusion methods")

@@ -1,0 +1,51 @@
+"""Optuna glue: a picklable define-by-run space and honest trial states for ASHA-stopped trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.search.optuna import OptunaSearch
+
+
+class SpaceFunction:
+    """Picklable define-by-run function: loads the named space (the searcher is checkpointed)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, trial: Any) -> dict[str, Any] | None:
+        from avspot.search.spaces import get_space
+
+        space = get_space(self.name)
+        suggested = space.suggest(trial) or {}
+        # Defaults first, so that a space's own suggestion always wins.
+        return {**space.defaults, **suggested} or None
+
+
+class AvspotOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth about early-stopped trials.
+
+    Ray's OptunaSearch records a trial that ASHA stopped as COMPLETE with its partial value, so
+    TPE would treat a 2-epoch score like a converged one. Our trials report `finished=1` on the
+    epoch where the trainer itself ends; anything else is told to Optuna as PRUNED, which TPE
+    ranks by its last intermediate value (reported every epoch by `on_trial_result`).
+    """
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if error or not result or result.get("finished", 0):
+            return super().on_trial_complete(trial_id, result=result, error=error)
+        if trial_id in self._completed_trials:
+            return None
+        from optuna.trial import TrialState
+
+        ot_trial = self._ot_trials[trial_id]
+        try:
+            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+        except Exception as exc:  # noqa: BLE001 - Optuna refuses e.g. a trial with no reports
+            import logging
+
+            logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
+        self._completed_trials.add(trial_id)
+        return None

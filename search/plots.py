@@ -1,0 +1,198 @@
+"""Figures of the seed study, drawn from logged runs: matplotlib's object API (no pyplot state).
+
+Each function returns a `matplotlib.figure.Figure` and, given `path`, also saves it as PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+CLASS_NAMES = ("cards", "substitutions", "goals", "background")  # model output order
+_CLASS_OF_LABEL = {"card": 0, "subs": 1, "soccer": 2}
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure  # Agg canvas; safe in threads and without a display
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig: Any, path: str | Path | None) -> Any:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def tolerance_curve(
+    curves: Mapping[str, Mapping[str, Any]], path: str | Path | None = None, *, title: str = ""
+) -> Any:
+    """mAP as a function of the tolerance delta, one line per model (seed Figure 2).
+
+    `curves`: {label: {"tolerances": [s...], "curve": [mAP...], "average_map": x}}.
+    """
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    for label, info in curves.items():
+        tol = list(info["tolerances"])
+        val = [100.0 * v for v in info["curve"]]
+        amap = info.get("average_map")
+        name = f"{label} (Average-mAP {100 * amap:.1f}%)" if amap is not None else label
+        ax.plot(tol, val, marker="o", markersize=3, label=name)
+    ax.set_xlabel("tolerance δ (s)")
+    ax.set_ylabel("mAP (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "mAP vs tolerance")
+    if curves:
+        ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def lr_decay_epochs(history: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Epochs at which the learning rate dropped (by more than 1%) from the previous epoch."""
+    out = []
+    prev = None
+    for i, row in enumerate(history):
+        lr = row.get("lr")
+        if lr is None:
+            continue
+        if prev is not None and lr < prev * 0.99:
+            out.append(float(row.get("epoch", i)))
+        prev = lr
+    return out
+
+
+def learning_curves(
+    history: Sequence[Mapping[str, Any]],
+    path: str | Path | None = None,
+    *,
+    train_key: str = "train_map",
+    val_key: str = "val_map",
+    title: str = "",
+) -> Any:
+    """Training and validation metric per epoch, best validation dotted, lr decays as vertical
+    lines (seed Figure 3). Without `train_key` the training loss is drawn on a second axis.
+    """
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    epochs = [float(row.get("epoch", i)) for i, row in enumerate(history)]
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        pts = [(e, float(r[key])) for e, r in zip(epochs, history, strict=True) if key in r]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    x, y = series(train_key)
+    if x:
+        ax.plot(x, [100 * v for v in y], color="tab:green", label=f"training {train_key}")
+    x, y = series(val_key)
+    if x:
+        ax.plot(x, [100 * v for v in y], color="tab:blue", label=f"validation {val_key}")
+        ax.axhline(100 * max(y), color="tab:blue", linestyle=":", label=f"best {100 * max(y):.1f}")
+    for i, e in enumerate(
+        lr_decay_epochs([{**r, "epoch": ep} for r, ep in zip(history, epochs, strict=True)])
+    ):
+        ax.axvline(e, color="black", linewidth=0.8, label="lr decay" if i == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mAP (%)")
+    ax.grid(alpha=0.3)
+    x, y = series("train_loss")
+    if x and not series(train_key)[0]:
+        ax2 = ax.twinx()
+        ax2.plot(x, y, color="tab:gray", linestyle="--", label="training loss")
+        ax2.set_ylabel("training loss")
+        ax2.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "learning curves")
+    return _save(fig, path)
+
+
+def confusion_matrix(
+    matrix: Any,
+    path: str | Path | None = None,
+    *,
+    labels: Sequence[str] = CLASS_NAMES,
+    title: str = "",
+) -> Any:
+    """Counts of ground truth (rows) vs predicted (columns) chunk labels (seed Table 3)."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    fig = _figure(4.8, 4.2)
+    ax = fig.add_subplot()
+    ax.imshow(np.log1p(m), cmap="Blues")
+    ticks = range(m.shape[0])
+    names = list(labels)[: m.shape[0]]
+    ax.set_xticks(list(ticks), names, rotation=30, ha="right")
+    ax.set_yticks(list(ticks), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    hi = np.log1p(m).max() if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            txt = f"{int(m[i, j])}" if float(m[i, j]).is_integer() else f"{m[i, j]:.2f}"
+            white = hi and np.log1p(m[i, j]) > hi * 0.6
+            ax.text(j, i, txt, ha="center", va="center", color="white" if white else "black")
+    ax.set_title(title or "confusion matrix")
+    return _save(fig, path)
+
+
+def _event_fields(ev: Any) -> tuple[float, str, float]:
+    """(seconds, class, confidence) of an Event, a spot dict/row or a tuple."""
+
+    def get(name: str, default: Any = None) -> Any:
+        if isinstance(ev, Mapping):
+            return ev.get(name, default)
+        return getattr(ev, name, default)
+
+    if isinstance(ev, tuple | list):
+        sec, label, *rest = ev
+        return float(sec), str(label), float(rest[0]) if rest else 1.0
+    if get("position_ms") is not None:
+        sec = float(get("position_ms")) / 1000.0
+    else:
+        sec = float(get("frame", 0)) / float(get("fps", 2.0))
+    return sec, str(get("label", get("class", ""))), float(get("confidence", 1.0))
+
+
+def event_timeline(
+    games: Sequence[tuple[Any, ...]],
+    path: str | Path | None = None,
+    *,
+    min_confidence: float = 0.0,
+) -> Any:
+    """Per game half: true events (upper ticks of each class row) vs predicted spots (lower ticks,
+    opacity = confidence), minutes on the x axis (seed-style qualitative view).
+
+    `games`: [(title, events, spots[, half_minutes])]; events/spots are Event/Spot objects, dicts
+    or (seconds, label[, confidence]) tuples.
+    """
+    n = max(1, len(games))
+    fig = _figure(9.0, 1.6 + 1.4 * n)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    colors = ("tab:orange", "tab:green", "tab:red")
+    for ax, game in zip(axes, games, strict=False):
+        title, truth, spots = game[:3]
+        for ev in truth:
+            sec, label, _ = _event_fields(ev)
+            c = _CLASS_OF_LABEL.get(label, 0)
+            ax.plot([sec / 60] * 2, [c + 0.05, c + 0.45], color=colors[c], linewidth=2)
+        for ev in spots:
+            sec, label, conf = _event_fields(ev)
+            if conf < min_confidence or label not in _CLASS_OF_LABEL:
+                continue
+            c = _CLASS_OF_LABEL[label]
+            alpha = max(0.1, min(1.0, conf))
+            ax.plot(
+                [sec / 60] * 2, [c - 0.45, c - 0.05], color=colors[c], alpha=alpha, linewidth=1.5
+            )
+        if len(game) > 3 and game[3]:
+            ax.set_xlim(0, float(game[3]))
+        ax.set_yticks([0, 1, 2], ["cards", "subs", "goals"])
+        ax.set_ylim(-0.5, 2.5)
+        ax.set_title(f"{title}  (upper: truth; lower: predicted, opacity = confidence)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("minute")
+    return _save(fig, path)

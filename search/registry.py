@@ -1,0 +1,321 @@
+"""Model registry: `avspot-spotter` versions, the `challenger` and `champion` aliases.
+
+A search registers its best trial's model as a new version with alias `challenger`; `promote`
+moves `champion` to the experiment's latest challenger only when its validation metric beats
+the current champion's on the same data fingerprint (or with `force`). Aliases, not stages.
+
+`avspot promote` exit codes: 0 promoted (or already champion); 1 refused (not better, or the two
+were measured on different data / with different metrics); 2 bad input (unknown experiment, no
+challenger, unreachable server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from avspot.datasets.errors import DataError
+from avspot.search.tracking import (
+    TAG_MODEL_URI,
+    get_client,
+    scrub,
+    scrub_text,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+MODEL_NAME = "avspot-spotter"
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+DEFAULT_METRIC = "val_average_map"
+
+# Version tags
+V_EXPERIMENT = "avspot.experiment"
+V_SEARCH = "avspot.search"  # the search's parent run id (or name)
+V_FINGERPRINT = "avspot.data_fingerprint"
+V_METRIC = "avspot.metric"
+V_METRIC_VALUE = "avspot.metric_value"
+V_ROLE = "avspot.registered_as"
+
+EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class PromotionResult:
+    """What `promote` did: `promoted` False means refused; `message` says why."""
+
+    promoted: bool
+    alias: str
+    version: str | None
+    previous: str | None
+    message: str
+    exit_code: int
+
+
+def _model_source(client: MlflowClient, run_id: str) -> tuple[str, str | None]:
+    """(source URI, model id) of the run's logged model (`models:/<id>`, else runs:/<id>/model)."""
+    run = client.get_run(run_id)
+    uri = run.data.tags.get(TAG_MODEL_URI)
+    if uri and uri.startswith("models:/"):
+        return uri, uri[len("models:/") :]
+    models = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string="name = 'model'"
+    )
+    for m in models:
+        if m.source_run_id == run_id:
+            return f"models:/{m.model_id}", m.model_id
+    raise DataError(f"MLflow run {run_id} has no logged model (did the trial complete?)")
+
+
+def register_challenger(
+    experiment: str,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    fingerprint: str,
+    search_name: str,
+    *,
+    metric: str = DEFAULT_METRIC,
+    model_name: str = MODEL_NAME,
+    alias: str = CHALLENGER,
+    uri: str | None = None,
+) -> ModelVersion:
+    """Register run `run_id`'s model as a new version of `model_name` with alias `alias`.
+
+    Version tags: experiment, search, data fingerprint, the metric's name and value. `metrics`
+    holds the run's metrics; the value is `best_<metric>`, else `<metric>`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = get_client(uri)
+    source, model_id = _model_source(client, run_id)
+    value = metrics.get(f"best_{metric}", metrics.get(metric))
+    tags = {
+        V_EXPERIMENT: experiment,
+        V_SEARCH: search_name,
+        V_FINGERPRINT: fingerprint,
+        V_METRIC: metric,
+        V_METRIC_VALUE: "" if value is None else repr(float(value)),
+        V_ROLE: alias,
+    }
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        with contextlib.suppress(MlflowException):  # created concurrently
+            client.create_registered_model(
+                model_name,
+                description="avspot action spotter: features of a half in, spots out. "
+                "Aliases: champion (promoted), challenger (best of the latest search).",
+            )
+    mv = client.create_model_version(
+        model_name,
+        source,
+        run_id=run_id,
+        tags=scrub(tags),
+        model_id=model_id,
+        description=f"best trial of search {search_name} in experiment {experiment}",
+    )
+    client.set_registered_model_alias(model_name, alias, mv.version)
+    return mv
+
+
+def _metric_value(mv: ModelVersion) -> float | None:
+    try:
+        return float(mv.tags.get(V_METRIC_VALUE, ""))
+    except ValueError:
+        return None
+
+
+def latest_challenger(
+    client: MlflowClient, experiment: str, model_name: str = MODEL_NAME
+) -> ModelVersion | None:
+    """The newest version registered as challenger by a search of `experiment`."""
+    versions = client.search_model_versions(
+        f"name = '{model_name}' and tags.`{V_EXPERIMENT}` = '{experiment}'"
+    )
+    versions = [v for v in versions if v.tags.get(V_ROLE) == CHALLENGER]
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def _alias_version(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+
+
+def promote(
+    experiment: str,
+    alias: str = CHAMPION,
+    force: bool = False,
+    *,
+    model_name: str = MODEL_NAME,
+    uri: str | None = None,
+    out: Callable[[str], Any] | None = None,
+) -> PromotionResult:
+    """Move `alias` to `experiment`'s latest challenger when it beats the current holder.
+
+    Refused (exit code 1) when the holder was measured on another data fingerprint or with
+    another metric, or scores at least as well; `force` promotes anyway. No experiment or no
+    challenger: DataError (exit code 2).
+    """
+    client = get_client(uri)
+    if client.get_experiment_by_name(experiment) is None:
+        raise DataError(f"MLflow experiment {experiment!r} not found")
+    challenger = latest_challenger(client, experiment, model_name)
+    if challenger is None:
+        raise DataError(
+            f"experiment {experiment!r} has no registered challenger of {model_name!r}; "
+            "run a search first"
+        )
+    current = _alias_version(client, model_name, alias)
+    cv, hv = _metric_value(challenger), None
+    name = challenger.tags.get(V_METRIC, DEFAULT_METRIC)
+    reason = ""
+    if current is not None and current.version == challenger.version:
+        res = PromotionResult(
+            True,
+            alias,
+            str(challenger.version),
+            str(current.version),
+            f"{model_name} version {challenger.version} already holds @{alias}",
+            EXIT_OK,
+        )
+        _say(out, res.message)
+        return res
+    if current is not None:
+        hv = _metric_value(current)
+        same_data = current.tags.get(V_FINGERPRINT) == challenger.tags.get(V_FINGERPRINT)
+        same_metric = current.tags.get(V_METRIC, DEFAULT_METRIC) == name
+        if not same_data:
+            reason = (
+                f"@{alias} (version {current.version}) was measured on data "
+                f"{current.tags.get(V_FINGERPRINT, '?')[:12]}, the challenger (version "
+                f"{challenger.version}) on {challenger.tags.get(V_FINGERPRINT, '?')[:12]}: "
+                "not comparable"
+            )
+        elif not same_metric:
+            reason = (
+                f"@{alias} was selected on {current.tags.get(V_METRIC)}, the challenger on "
+                f"{name}: not comparable"
+            )
+        elif cv is None or (hv is not None and cv <= hv):
+            reason = (
+                f"challenger version {challenger.version} {name}={_fmt(cv)} does not beat "
+                f"@{alias} version {current.version} {name}={_fmt(hv)}"
+            )
+    if reason and not force:
+        res = PromotionResult(
+            False,
+            alias,
+            str(challenger.version),
+            str(current.version) if current else None,
+            f"refused: {reason} (use --force to promote anyway)",
+            EXIT_REFUSED,
+        )
+        _say(out, res.message)
+        return res
+    client.set_registered_model_alias(model_name, alias, challenger.version)
+    client.set_model_version_tag(
+        model_name,
+        challenger.version,
+        f"avspot.promoted_{alias}",
+        time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    if force and reason:
+        client.set_model_version_tag(
+            model_name, challenger.version, "avspot.forced", scrub_text(reason)
+        )
+    prev = str(current.version) if current else None
+    msg = (
+        f"promoted {model_name} version {challenger.version} ({name}={_fmt(cv)}) to @{alias}"
+        + (f", replacing version {prev} ({name}={_fmt(hv)})" if prev else " (first holder)")
+        + (" [forced]" if force and reason else "")
+    )
+    res = PromotionResult(True, alias, str(challenger.version), prev, msg, EXIT_OK)
+    _say(out, msg)
+    return res
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _say(out: Callable[[str], Any] | None, msg: str) -> None:
+    if out is not None:
+        out(msg)
+
+
+def promote_cli(args: argparse.Namespace) -> int:
+    """`avspot promote --experiment NAME [--alias champion] [--force]`: exit 0/1/2 (see module)."""
+    import sys
+
+    res = promote(
+        args.experiment,
+        alias=getattr(args, "alias", CHAMPION) or CHAMPION,
+        force=bool(getattr(args, "force", False)),
+    )
+    print(res.message, file=sys.stdout if res.promoted else sys.stderr)
+    return res.exit_code
+
+
+# ---- loading --------------------------------------------------------------------------------------
+
+
+def load_spotter_with_config(model_uri: str) -> tuple[Any, Any]:
+    """(torch model in eval mode, ModelConfig) from models:/NAME@ALIAS, models:/NAME/VERSION,
+    models:/<model_id>, runs:/<run_id>/model, an MLflow model directory or a checkpoint file."""
+    from pathlib import Path
+
+    from avspot.avmodels.trainer import load_model
+
+    path = Path(model_uri)
+    if "://" not in model_uri and ":/" not in model_uri:
+        if path.is_file():
+            return _with_cfg(*load_model(path))
+        if not (path / "MLmodel").is_file():
+            raise DataError(f"--model {model_uri}: no such model file or MLflow model directory")
+        local = path
+    else:
+        local = _download(model_uri)
+    ckpt = local / "artifacts" / "checkpoint"
+    if not ckpt.is_file():
+        found = sorted(local.glob("artifacts/**/checkpoint"))
+        if not found:
+            raise DataError(f"--model {model_uri}: not an avspot spotter (no artifacts/checkpoint)")
+        ckpt = found[0]
+    return _with_cfg(*load_model(ckpt))
+
+
+def _with_cfg(model: Any, cfg: Any) -> tuple[Any, Any]:
+    if getattr(model, "cfg", None) is None:
+        model.cfg = cfg  # spotting reads model.cfg.window_frames
+    return model, cfg
+
+
+def _download(model_uri: str) -> Any:
+    from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
+
+    get_client()  # tracking URI set, http servers health-checked
+    try:
+        import mlflow.artifacts
+
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    except (MlflowException, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"--model {model_uri}: cannot load ({scrub_text(msg)[:300]})") from None
+
+
+def load_spotter(model_uri: str) -> Any:
+    """The torch model behind an avspot spotter URI (see `load_spotter_with_config`); its config
+    is `model.cfg`. Used by `avspot spot --model ...`."""
+    return load_spotter_with_config(model_uri)[0]

@@ -1,0 +1,39 @@
+"""Where should audio join video, with which pooling, window and schedule? (TPE over all of it)
+
+The conditional space of the platform: fusion method (video-only and audio-only included, so a
+search can show what fusion buys), pooling and its cluster count where the pooling has clusters,
+window 10-60 s, dropout, learning rate, schedule and its parameters, batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FUSIONS = [
+    "video",
+    "audio",
+    "prob_product",
+    "logit_mean",
+    "late_joint",
+    "before_fc",
+    "before_dropout",
+    "early_1024",
+    "early_512",
+]
+POOLINGS = ["mean", "max", "cnn", "softdbow", "netfv", "netvlad", "netrvlad"]
+CLUSTERED = {"softdbow", "netfv", "netvlad", "netrvlad"}
+
+
+def space(trial: Any) -> dict[str, Any]:
+    trial.suggest_categorical("fusion", FUSIONS)
+    pooling = trial.suggest_categorical("pooling", POOLINGS)
+    if pooling in CLUSTERED:
+        trial.suggest_categorical("clusters", [16, 32, 64, 128, 256, 512])
+    trial.suggest_float("window_s", 10.0, 60.0, step=5.0)
+    trial.suggest_float("dropout", 0.0, 0.6)
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    schedule = trial.suggest_categorical("schedule", ["step", "cosine", "plateau"])
+    if schedule in ("step", "plateau"):
+        trial.suggest_int("patience", 1, 4)
+    trial.suggest_categorical("batch_size", [64, 128, 256])
+    return None

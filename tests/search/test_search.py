@@ -1,0 +1,154 @@
+"""`avspot search` on a real local Ray, with the table on the SeaweedFS S3 fixture and MLflow on sqlite."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from avspot.datasets.errors import DataError
+from avspot.datasets.synth import synthesize
+from avspot.search.cli import main
+from avspot.search.tuner import SearchOptions, run_search
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ray_local(s3):
+    """One small real Ray per module, started with the S3 keys in its workers' environment."""
+    import ray
+
+    saved = {k: os.environ.get(k) for k in s3.env}
+    os.environ.update(s3.env)
+    ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False)
+    yield
+    ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def s3_table(s3, ray_local):
+    uri = s3.uri("search-table")
+    synthesize(uri, games=5, seed=3, half_minutes=3, endpoint=s3.endpoint)
+    return uri
+
+
+def test_smoke_search_streams_from_s3_and_tracks_every_trial(tmp_path, s3, s3_table, monkeypatch):
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    out = io.StringIO()
+    result = run_search(
+        SearchOptions(
+            data=s3_table,
+            space="smoke",
+            trials=3,
+            max_epochs=2,
+            experiment="it-smoke",
+            storage=str(tmp_path / "ray_results"),
+            endpoint=s3.endpoint,
+            out=out,
+        )
+    )
+    text = out.getvalue()
+    assert result.trials == 3
+    assert result.best is not None and 0.0 <= result.best["best"] <= 1.0
+    assert text.count("trial ") >= 3 and "val_average_map" in text, text
+    assert "rank" in text  # the leaderboard
+    assert 3 <= result.trial_epochs <= 6
+
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("it-smoke")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.params["data_uri"] == s3_table
+    assert len(children) == 3
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+    assert all("val_average_map" in r.data.metrics for r in children)
+    if result.model_version is not None:
+        mv = client.get_model_version_by_alias("avspot-spotter", "challenger")
+        assert mv.version == result.model_version
+
+
+def test_search_refuses_bad_input(tmp_path, s3_table, s3, capsys):
+    args = ["search", "--data", s3_table, "--endpoint-url", s3.endpoint]
+    assert main([*args, "--space", "nope"]) == 2
+    assert "valid: " in capsys.readouterr().err
+    storage = str(tmp_path / "rr")
+    assert main([*args, "--space", "smoke", "--resume", "--storage", storage]) == 2
+    assert "no search to resume" in capsys.readouterr().err
+
+
+def test_empty_valid_split_is_refused(tmp_path):
+    from avspot.datasets.synth import synth_games
+    from avspot.datasets.table import write_table
+
+    halves = [h for h in synth_games(3, seed=1, half_minutes=1) if h.split != "valid"]
+    uri = str(tmp_path / "novalid")
+    write_table(halves, uri, source="synthetic")
+    with pytest.raises(DataError, match="valid"):
+        run_search(SearchOptions(data=uri, space="smoke", tracking=False))
+
+
+def _trial_dirs(exp: Path) -> list[Path]:
+    return sorted(p for p in exp.glob("train_trial_*") if p.is_dir())
+
+
+def _results(exp: Path) -> list[dict]:
+    rows = []
+    for d in _trial_dirs(exp):
+        f = d / "result.json"
+        if f.exists():
+            rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def test_killed_search_resumes_without_rerunning_trials(tmp_path, ray_local):
+    table = str(tmp_path / "table")
+    synthesize(table, games=4, seed=5, half_minutes=2)
+    storage = tmp_path / "rr"
+    cmd = [
+        sys.executable, "-m", "avspot", "search", "--data", table, "--space", "smoke",
+        "--trials", "4", "--max-concurrent", "1", "--max-epochs", "2",
+        "--experiment", "killme", "--storage", str(storage),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    exp = storage / "killme"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and not _results(exp):
+            time.sleep(1.0)
+        assert _results(exp), "no trial reported within 4 minutes"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the driver dies without any cleanup
+        proc.wait(timeout=30)
+    first = {r["trial_id"] for r in _results(exp)}
+    assert first and len(_trial_dirs(exp)) < 4 or len(first) < 4
+
+    out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resuming" in out.stdout
+    dirs = _trial_dirs(exp)
+    ids = [d.name.split("_")[2] for d in dirs]
+    assert len(dirs) == 4 and len(set(ids)) == 4, [d.name for d in dirs]
+    # A trial that had finished before the kill did not run again: its iterations are unique.
+    rows = _results(exp)
+    seen = [(r["trial_id"], r["training_iteration"]) for r in rows]
+    assert len(seen) == len(set(seen)), seen

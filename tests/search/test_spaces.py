@@ -1,0 +1,66 @@
+"""Every shipped search space: found by name, suggests only keys the trainer accepts."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from avspot.avmodels.trainer import TrainConfig
+from avspot.datasets.errors import DataError
+from avspot.search.optuna_search import SpaceFunction
+from avspot.search.spaces import available_spaces, get_space, trainer_overrides
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_shipped_spaces_are_listed():
+    assert {"paper", "fusion", "smoke"} <= set(available_spaces())
+
+
+def test_unknown_space_names_the_valid_ones():
+    with pytest.raises(DataError, match="paper"):
+        get_space("nope")
+
+
+@pytest.mark.parametrize("name", available_spaces())
+def test_space_has_a_question_and_yields_trainable_configs(name):
+    space = get_space(name)
+    assert space.question, f"{name}: the module docstring must say what question it asks"
+    sampler = (
+        optuna.samplers.GridSampler(space.grid, seed=0)
+        if space.grid
+        else optuna.samplers.RandomSampler(seed=0)
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    fn = SpaceFunction(name)
+    seen = set()
+    n = min(12, space.grid_size or 12)
+    for i in range(n):
+        trial = study.ask()
+        # In Tune the captor merges the suggested values with what the function returns.
+        returned = fn(trial) or {}
+        config = {**trial.params, **returned}
+        assert config, name
+        # Every key is a `--set` key of the trainer: an unknown key raises DataError.
+        cfg = TrainConfig.from_overrides(trainer_overrides(config))
+        seen.add(cfg.model.fusion)
+        if i < n - 1:  # GridSampler stops the study on the last tell (only legal in optimize)
+            study.tell(trial, 0.0)
+    assert len(seen) > 1, f"{name}: suggestions all used fusion {seen}"
+
+
+def test_paper_space_is_the_seed_grid():
+    space = get_space("paper")
+    assert space.grid_size == 9 * 2 * 3
+    assert set(space.grid["window_s"]) == {20.0, 30.0, 60.0}
+
+
+def test_fusion_space_is_conditional():
+    """Cluster counts are suggested only for the pooling layers that have clusters."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(40):
+        trial = study.ask()
+        SpaceFunction("fusion")(trial)
+        has_k = "clusters" in trial.params
+        assert has_k == (trial.params["pooling"] in {"softdbow", "netfv", "netvlad", "netrvlad"})
+        study.tell(trial, 0.0)
