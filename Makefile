@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-unit test-integration bench lint format s3 clean
+.PHONY: install quickstart test test-unit test-integration bench lint format s3 screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Screenshots of the MLflow UI on the quickstart's store (needs Debian's chromium:
+# apt-get install -y chromium). Run `make quickstart` first.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/ui_screenshots.py --store sqlite:///$(CURDIR)/quickstart/mlflow.db --out screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", required=True, help="backend store URI, e.g. sqlite:///mlflow.db")
     ap.add_argument("--artifacts", default=None, help="--artifacts-destination (default: none)")
-    ap.add_argument("--experiment", required=True)
+    ap.add_argument(
+        "--experiment", default=None, help="experiment name (default: the most recently created)"
+    )
     ap.add_argument("--model", default="avspot-spotter")
     ap.add_argument("--out", default="screenshots")
     ap.add_argument("--port", type=int, default=0)
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=args.store, registry_uri=args.store)
+    if args.experiment is None:
+        exps = [e for e in client.search_experiments() if e.name != "Default"]
+        if not exps:
+            print(f"no experiment in {args.store}; run `make quickstart` first", file=sys.stderr)
+            return 2
+        args.experiment = max(exps, key=lambda e: e.creation_time or 0).name
     exp = client.get_experiment_by_name(args.experiment)
     if exp is None:
         print(f"experiment {args.experiment!r} not found in {args.store}", file=sys.stderr)

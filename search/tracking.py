@@ -163,6 +163,18 @@ def get_client(uri: str | None = None, *, check: bool = True) -> MlflowClient:
     return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
+def _artifact_location(uri: str, name: str) -> str | None:
+    """Artifacts of a sqlite store live beside the database (`<db dir>/mlartifacts/<name>`), not
+    in whatever directory the driver happened to start in; a server decides for itself."""
+    root = os.environ.get("AVSPOT_ARTIFACT_ROOT")
+    if root:
+        return f"{root.rstrip('/')}/{name}"
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts" / name).resolve().as_uri()
+    return None
+
+
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     """The id of experiment `name`, created if missing (safe against a concurrent create)."""
     from mlflow.exceptions import MlflowException
@@ -174,7 +186,11 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
     try:
         # the UI then opens on the runs table (not the GenAI traces overview)
-        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return client.create_experiment(
+            name,
+            artifact_location=_artifact_location(client.tracking_uri, name),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
     except MlflowException:
         exp = client.get_experiment_by_name(name)
         if exp is None:
