@@ -9,25 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-FUSIONS = [
-    "video",
-    "audio",
-    "prob_product",
-    "logit_mean",
-    "late_joint",
-    "before_fc",
-    "before_dropout",
-    "early_1024",
-    "early_512",
-]
-POOLINGS = ["mean", "max", "cnn", "softdbow", "netfv", "netvlad", "netrvlad"]
-CLUSTERED = {"softdbow", "netfv", "netvlad", "netrvlad"}
+from avspot.search.spaces._common import CLUSTERED_POOLINGS, FUSION_METHODS, POOLINGS
 
 
 def space(trial: Any) -> dict[str, Any]:
-    trial.suggest_categorical("fusion", FUSIONS)
+    trial.suggest_categorical("fusion", FUSION_METHODS)
     pooling = trial.suggest_categorical("pooling", POOLINGS)
-    if pooling in CLUSTERED:
+    if pooling in CLUSTERED_POOLINGS:
         trial.suggest_categorical("clusters", [16, 32, 64, 128, 256, 512])
     trial.suggest_float("window_s", 10.0, 60.0, step=5.0)
     trial.suggest_float("dropout", 0.0, 0.6)

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-FUSIONS = [
-    "video",
-    "audio",
-    "prob_product",
-    "logit_mean",
-    "late_joint",
-    "before_fc",
-    "before_dropout",
-    "early_1024",
-    "early_512",
-]
-POOLINGS = {"netrvlad-64": ("netrvlad", 64), "netvlad-512": ("netvlad", 512)}
+from avspot.search.spaces._common import FUSION_METHODS
 
-GRID = {"fusion": FUSIONS, "_pooling_k": list(POOLINGS), "window_s": [20.0, 30.0, 60.0]}
+POOLING_K = {"netrvlad-64": ("netrvlad", 64), "netvlad-512": ("netvlad", 512)}
+
+GRID = {"fusion": FUSION_METHODS, "_pooling_k": list(POOLING_K), "window_s": [20.0, 30.0, 60.0]}
 DEFAULTS = {"dropout": 0.4, "lr": 1e-3, "schedule": "step", "batch_size": 256}
 
 
@@ -30,5 +21,5 @@ def space(trial: Any) -> dict[str, Any]:
     trial.suggest_categorical("fusion", GRID["fusion"])
     pooling_k = trial.suggest_categorical("_pooling_k", GRID["_pooling_k"])
     trial.suggest_categorical("window_s", GRID["window_s"])
-    pooling, clusters = POOLINGS[pooling_k]
+    pooling, clusters = POOLING_K[pooling_k]
     return {"pooling": pooling, "clusters": clusters}

@@ -64,3 +64,11 @@ def test_fusion_space_is_conditional():
         has_k = "clusters" in trial.params
         assert has_k == (trial.params["pooling"] in {"softdbow", "netfv", "netvlad", "netrvlad"})
         study.tell(trial, 0.0)
+
+
+def test_space_vocabulary_matches_the_model_registries():
+    from avspot.avmodels import FUSIONS, POOLINGS
+    from avspot.search.spaces import _common
+
+    assert set(_common.FUSION_METHODS) == set(FUSIONS)
+    assert set(_common.POOLINGS) == set(POOLINGS)
