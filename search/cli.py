@@ -261,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--storage", default=None, help="results path, local or s3:// (default ./ray_results)"
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a trainer/model field on every trial (wins over the space): --set max_epochs=5",
+    )
     _add_endpoint(p)
     p.set_defaults(func=cmd_search)
 

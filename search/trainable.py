@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ class TrialContext:
     experiment_id: str | None
     parent_run_id: str | None
     seed: int = 0
+    fixed: dict[str, str] = field(default_factory=dict)  # `avspot search --set` overrides
 
 
 def _windows_from_halves(batch: Any, window_frames: int) -> dict[str, np.ndarray]:
@@ -106,7 +107,7 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from avspot.datasets.table import iter_halves
     from avspot.search.spaces import trainer_overrides
 
-    overrides = trainer_overrides(config)
+    overrides = {**trainer_overrides(config), **ctx.fixed}
     if ctx.max_epochs is not None and "max_epochs" not in config:
         overrides["max_epochs"] = str(ctx.max_epochs)
     overrides.setdefault("monitor", ctx.metric)

@@ -44,6 +44,7 @@ class SearchOptions:
     register: bool = True
     grace_period: int = 1
     reduction_factor: float = 3.0
+    fixed: dict[str, str] = field(default_factory=dict)  # `--set` overrides on every trial
     out: Any = field(default=sys.stdout, repr=False)
 
     @property
@@ -199,6 +200,10 @@ def _validate(opts: SearchOptions):
         raise DataError(f"--trials {opts.trials}: must be at least 1")
     if opts.gpus_per_trial < 0 or opts.cpus_per_trial <= 0:
         raise DataError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
+    if opts.fixed:
+        from avspot.avmodels.trainer import TrainConfig
+
+        TrainConfig.from_overrides(dict(opts.fixed))  # unknown keys / bad values: DataError now
     manifest = read_manifest(opts.data, endpoint=opts.endpoint)
     per_split = manifest.counts.get("per_split", {})
     for split in ("train", "valid"):
@@ -269,6 +274,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         experiment_id=experiment_id,
         parent_run_id=parent_run_id,
         seed=opts.seed,
+        fixed=dict(opts.fixed),
     )
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), resources)
@@ -392,6 +398,12 @@ def _print_leaderboard(result: SearchResult, opts: SearchOptions) -> None:
     print(file=out, flush=True)
 
 
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    from avspot.search.cli import _parse_sets as parse
+
+    return parse(pairs)
+
+
 def run_search_cli(args: argparse.Namespace) -> int:
     opts = SearchOptions(
         data=args.data,
@@ -409,6 +421,7 @@ def run_search_cli(args: argparse.Namespace) -> int:
         seed=args.seed,
         storage=args.storage,
         endpoint=args.endpoint_url,
+        fixed=_parse_sets(args.set),
     )
     result = run_search(opts)
     return 0 if result.best is not None else 1

@@ -89,6 +89,8 @@ def test_search_refuses_bad_input(tmp_path, s3_table, s3, capsys):
     args = ["search", "--data", s3_table, "--endpoint-url", s3.endpoint]
     assert main([*args, "--space", "nope"]) == 2
     assert "valid: " in capsys.readouterr().err
+    assert main([*args, "--space", "smoke", "--set", "bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
     storage = str(tmp_path / "rr")
     assert main([*args, "--space", "smoke", "--resume", "--storage", storage]) == 2
     assert "no search to resume" in capsys.readouterr().err
