@@ -2,7 +2,9 @@
 
 The conditional space of the platform: fusion method (video-only and audio-only included, so a
 search can show what fusion buys), pooling and its cluster count where the pooling has clusters,
-window 10-60 s, dropout, learning rate, schedule and its parameters, batch size.
+window 10-60 s, dropout, learning rate, schedule and its parameters, batch size, and the pooled
+width. Cluster counts stop at 64 so that a trial fits a CPU worker (an early-fusion NetFV with
+k=512 has over a billion parameters); the seed's k=512 NetVLAD lives in the `paper` space.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ def space(trial: Any) -> dict[str, Any]:
     trial.suggest_categorical("fusion", FUSION_METHODS)
     pooling = trial.suggest_categorical("pooling", POOLINGS)
     if pooling in CLUSTERED_POOLINGS:
-        trial.suggest_categorical("clusters", [16, 32, 64, 128, 256, 512])
+        trial.suggest_categorical("clusters", [8, 16, 32, 64])
+    trial.suggest_categorical("pool_out", [128, 256, 512])
     trial.suggest_float("window_s", 10.0, 60.0, step=5.0)
     trial.suggest_float("dropout", 0.0, 0.6)
     trial.suggest_float("lr", 1e-4, 1e-2, log=True)
