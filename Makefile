@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-unit test-integration bench lint format s3 screenshots clean
+.PHONY: install quickstart test test-unit test-integration bench lint format s3 ui-screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ bench: $(STAMP)
 
 # Screenshots of the MLflow UI on the quickstart's store (needs Debian's chromium:
 # apt-get install -y chromium). Run `make quickstart` first.
-screenshots: $(STAMP)
+ui-screenshots: $(STAMP)
 	$(BIN)/python scripts/ui_screenshots.py --store sqlite:///$(CURDIR)/quickstart/mlflow.db --out screenshots
 
 lint: $(STAMP)

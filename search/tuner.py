@@ -101,6 +101,14 @@ class _Progress:
         class Progress(tune.Callback):
             def __init__(self, metric: str, total: int | None, out: Any) -> None:
                 self.metric, self.total, self.out, self.done = metric, total, out, 0
+                self.best: dict[str, float] = {}
+
+            def on_trial_result(
+                self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+            ):
+                value = result.get(self.metric)
+                if isinstance(value, int | float):
+                    self.best[trial.trial_id] = max(value, self.best.get(trial.trial_id, value))
 
             def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
                 self.done += 1
@@ -108,7 +116,7 @@ class _Progress:
                 epochs = int(r.get("training_iteration", 0))
                 how = "completed" if r.get("finished") else "stopped early (ASHA)"
                 value = r.get(self.metric, float("nan"))
-                best = r.get(f"best_{self.metric}", value)
+                best = self.best.get(trial.trial_id, value)
                 total = f"/{self.total}" if self.total else ""
                 print(
                     f"trial {self.done}{total} {trial.trial_id}: {_summary(trial.config)} | "
