@@ -250,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="number of trials")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial (may be < 1)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
+    p.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=None,
+        help="CPUs per trial (default 1; local Ray keeps 1 CPU free for Ray Data)",
+    )
     p.add_argument("--experiment", default=None, help="experiment name (default: avspot-SPACE)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")

@@ -9,6 +9,7 @@ epoch) and to the MLflow child run of the trial.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -101,6 +102,7 @@ def ray_train_batches(
 
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """Tune function trainable: train `config`, report every epoch, resume from a checkpoint."""
+    import ray
     from ray import tune
 
     from avspot.avmodels.trainer import TrainConfig, Trainer
@@ -113,11 +115,12 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     overrides.setdefault("monitor", ctx.metric)
     overrides.setdefault("seed", str(ctx.seed))
     cfg = TrainConfig.from_overrides(overrides)
-    torch_threads = int(os.environ.get("AVSPOT_TRIAL_THREADS", "0")) or None
-    if torch_threads:
-        import torch
+    # Ray sets OMP_NUM_THREADS to the floor of the trial's CPUs (1 for 1.5); use them all.
+    import torch
 
-        torch.set_num_threads(torch_threads)
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    threads = int(os.environ.get("AVSPOT_TRIAL_THREADS", "0")) or max(1, math.ceil(cpus))
+    torch.set_num_threads(threads)
 
     trainer = Trainer(cfg)
     checkpoint = tune.get_checkpoint()

@@ -30,7 +30,7 @@ class SearchOptions:
     trials: int | None = None
     max_concurrent: int | None = None
     gpus_per_trial: float = 0.0
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float | None = None  # default 1.0
     experiment: str | None = None
     address: str | None = None
     resume: bool = False
@@ -169,15 +169,35 @@ def _trials(space, opts: SearchOptions) -> int:
     return space.grid_size or 24
 
 
+# CPUs that Ray Data needs free beside the trials: with less, its read and windowing tasks never
+# get scheduled and every trial waits for its first batch forever (seen on 2 CPUs with 2 trials
+# of 1 CPU, and with 1 trial of 1.5 CPUs).
+DATA_CPUS = 1.0
+
+
 def _max_concurrent(opts: SearchOptions) -> int:
     if opts.max_concurrent is not None:
         return opts.max_concurrent
-    # Leave half a CPU for Ray Data's read and windowing tasks (DATA_TASK_CPUS each): trials that
-    # hold every CPU starve the data tasks that feed them and the search hangs.
-    from avspot.search.trainable import DATA_TASK_CPUS
-
     cpus = os.cpu_count() or 1
-    return max(1, int((cpus - 2 * DATA_TASK_CPUS) // opts.cpus_per_trial))
+    return max(1, int((cpus - DATA_CPUS) // (opts.cpus_per_trial or 1.0)))
+
+
+def _cpus_per_trial(opts: SearchOptions) -> float:
+    return opts.cpus_per_trial if opts.cpus_per_trial is not None else 1.0
+
+
+def _check_local_resources(opts: SearchOptions) -> None:
+    """On local Ray, refuse a plan that leaves Ray Data no CPU (the search would hang)."""
+    if opts.address:
+        return
+    cpus = os.cpu_count() or 1
+    need = _max_concurrent(opts) * _cpus_per_trial(opts)
+    if need > cpus - DATA_CPUS and cpus > DATA_CPUS:
+        raise DataError(
+            f"--max-concurrent {_max_concurrent(opts)} x --cpus-per-trial {_cpus_per_trial(opts):g} "
+            f"leaves less than {DATA_CPUS:g} of this machine's {cpus} CPUs for Ray Data's read "
+            "tasks: the trials would wait for data forever; lower one of them"
+        )
 
 
 def _init_ray(opts: SearchOptions) -> None:
@@ -206,12 +226,13 @@ def _validate(opts: SearchOptions):
         raise DataError(f"--metric {opts.metric!r}: expected val_average_map or val_map")
     if opts.trials is not None and opts.trials < 1:
         raise DataError(f"--trials {opts.trials}: must be at least 1")
-    if opts.gpus_per_trial < 0 or opts.cpus_per_trial <= 0:
+    if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise DataError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
     if opts.fixed:
         from avspot.avmodels.trainer import TrainConfig
 
         TrainConfig.from_overrides(dict(opts.fixed))  # unknown keys / bad values: DataError now
+    _check_local_resources(opts)
     manifest = read_manifest(opts.data, endpoint=opts.endpoint)
     per_split = manifest.counts.get("per_split", {})
     for split in ("train", "valid"):
@@ -284,7 +305,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         seed=opts.seed,
         fixed=dict(opts.fixed),
     )
-    resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
+    resources = {"cpu": _cpus_per_trial(opts), "gpu": opts.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), resources)
     callbacks = [_Progress(opts.metric, _trials(space, opts), opts.out)]
     if opts.tracking:
