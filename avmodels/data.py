@@ -25,12 +25,12 @@ NUM_OUTPUTS = 4  # card, subs, soccer, background
 def gather_windows(features: np.ndarray, starts: np.ndarray, window_frames: int) -> np.ndarray:
     """Windows ``features[s : s + W]`` for each start, edge-padded at both ends.
 
-    features (N, D), starts (B,) -> (B, W, D) float32 (a copy).
+    features (N, D), starts (B,) -> (B, W, D) float32 (a copy); the data layer's
+    ``gather_chunks`` does the index arithmetic.
     """
-    n = features.shape[0]
-    idx = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(window_frames)  # (B, W)
-    np.clip(idx, 0, n - 1, out=idx)
-    return np.ascontiguousarray(features[idx], dtype=np.float32)  # (B, W, D)
+    from avspot.datasets.windows import gather_chunks
+
+    return np.ascontiguousarray(gather_chunks(features, starts, window_frames), dtype=np.float32)
 
 
 def half_chunks(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray]:
