@@ -505,3 +505,49 @@ class NetFV(_ClusterPooling):
         fv1 = (fv1 - a_sum * c) / covar  # first order
         fv1 = intra_global_normalize(fv1).flatten(1)  # (B, K * D)
         return torch.cat([fv1, fv2], dim=1)  # (B, 2 * K * D)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        """``aggregate`` + ``head`` of every window, with the per-frame work done once.
+
+        x^2 and the assignments are computed once per frame (not once per window that holds the
+        frame); the Fisher-vector algebra runs in place on each chunk's statistics with the
+        per-cluster constants folded; the projection takes the first- and second-order halves
+        as two GEMMs into one output instead of concatenating a (c, 2 K D) descriptor.
+        """
+        k, d = self.clusters, self.input_dim
+        xp = edge_pad(x, w)  # (N + W, D)
+        a = self.assign(xp)  # (N + W, K)
+        n = num_windows(x.shape[0], s)
+        xv = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) views
+        x2v = (xp * xp).unfold(0, w, s)[:n].transpose(1, 2)
+        av = a.unfold(0, w, s)[:n]  # (n, K, W) view
+        covar = self.covar_weights.square() + 1e-6  # (K, D)
+        c = self.centers
+        inv_cov = 1.0 / covar
+        inv_cov2 = inv_cov.square()
+        c_cov2 = -2.0 * c * inv_cov2  # fv2 = x2 / s^2 - 2 fv1 c / s^2 + A (c^2 / s^2 - 1)
+        const2 = c.square() * inv_cov2 - 1.0
+        c_cov = -c * inv_cov  # fv1 = fv1 / s - A c / s
+        kd = k * d
+        w1 = w2 = None
+        if self.hidden is not None:
+            w1, w2 = self.hidden.weight[:, :kd], self.hidden.weight[:, kd:]
+        chunk = max(1, min(256, (256 << 20) // (12 * self.agg_dim())))
+        for i0 in range(0, n, chunk):
+            aw = av[i0 : i0 + chunk]  # (c, K, W)
+            a_sum = aw.sum(2).unsqueeze(2)  # (c, K, 1)
+            fv1 = torch.bmm(aw, xv[i0 : i0 + chunk])  # (c, K, D)
+            fv2 = torch.bmm(aw, x2v[i0 : i0 + chunk])  # (c, K, D)
+            fv2.mul_(inv_cov2).addcmul_(fv1, c_cov2).addcmul_(a_sum, const2)
+            norm2 = torch.linalg.vector_norm(fv2.flatten(1), dim=1).clamp_min_(_EPS)
+            fv2.div_(norm2.view(-1, 1, 1))
+            fv1.mul_(inv_cov).addcmul_(a_sum, c_cov)
+            norm = torch.linalg.vector_norm(fv1, dim=2, keepdim=True)  # (c, K, 1)
+            inv = 1.0 / norm.clamp_min(_EPS)
+            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
+            fv1.mul_(inv / glob)
+            if w1 is None:
+                yield torch.cat([fv1.flatten(1), fv2.flatten(1)], dim=1)
+                continue
+            u = F.linear(fv1.flatten(1), w1).addmm_(fv2.flatten(1), w2.t())
+            yield u if self.gating is None else self.gating(u)
