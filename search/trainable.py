@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ class TrialContext:
     parent_run_id: str | None
     seed: int = 0
     fixed: dict[str, str] = field(default_factory=dict)  # `avspot search --set` overrides
+    threads: int = 0  # torch threads per trial; 0: the trial's CPUs rounded up
 
 
 def _windows_from_halves(batch: Any, window_frames: int) -> dict[str, np.ndarray]:
@@ -59,45 +62,157 @@ def _windows_from_halves(batch: Any, window_frames: int) -> dict[str, np.ndarray
     }
 
 
-def ray_train_batches(
-    data_uri: str,
-    *,
-    window_frames: int,
-    batch_size: int,
-    seed: int,
-    endpoint: str | None = None,
-    shuffle_halves: int = 4,
-) -> Callable[[int], Iterator[dict[str, np.ndarray]]]:
-    """Epoch -> iterator of training batches streamed by Ray Data from the table's train split."""
-    from avspot.datasets.table import ray_read
+class _End:
+    """Marks the end of a prefetched epoch (or carries the error that ended it)."""
 
-    def batches(epoch: int) -> Iterator[dict[str, np.ndarray]]:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class _Prefetch:
+    """One epoch's batches produced by a background thread into a small bounded queue.
+
+    Ray Data takes seconds to start an epoch (planning, Parquet sampling tasks, worker start-up)
+    before its first batch; started while the trainer validates, that latency is hidden.
+    """
+
+    def __init__(self, epoch: int, source: Iterator[dict[str, np.ndarray]], depth: int) -> None:
+        self.epoch = epoch
+        self._source = source
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"avspot-prefetch-epoch-{epoch}", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for batch in self._source:
+                if not self._put(batch):
+                    return
+            self._put(_End())
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            self._put(_End(exc))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=10)
+
+
+class RayTrainStream:
+    """Epoch -> iterator of training batches streamed by Ray Data from the table's train split.
+
+    Each epoch reads the split's row groups anew (block order shuffled per epoch), cuts every
+    half into chunk windows in Ray Data tasks, shuffles windows locally across a few halves and
+    batches them; no more than a few halves' windows are in the trial at a time. When an epoch's
+    last batch has been handed out, the next epoch's stream starts in a background thread
+    (``prefetch`` batches deep) so that its start-up overlaps the trainer's validation.
+    """
+
+    def __init__(
+        self,
+        data_uri: str,
+        *,
+        window_frames: int,
+        batch_size: int,
+        seed: int,
+        endpoint: str | None = None,
+        shuffle_halves: int = 4,
+        max_epochs: int | None = None,
+        prefetch: int = 2,
+    ) -> None:
+        self.data_uri, self.endpoint = data_uri, endpoint
+        self.window_frames, self.batch_size, self.seed = window_frames, batch_size, seed
+        self.shuffle_halves, self.max_epochs, self.prefetch = shuffle_halves, max_epochs, prefetch
+        self._next: _Prefetch | None = None
+
+    def stream(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        """The epoch's batches, read in the calling thread (no prefetching)."""
+        from avspot.datasets.table import ray_read
+
         ds = ray_read(
-            data_uri,
+            self.data_uri,
             split="train",
-            endpoint=endpoint,
+            endpoint=self.endpoint,
             ray_remote_args={"num_cpus": DATA_TASK_CPUS},
         )
-        ds = ds.randomize_block_order(seed=seed * 1000 + epoch)
+        ds = ds.randomize_block_order(seed=self.seed * 1000 + epoch)
         ds = ds.map_batches(
             _windows_from_halves,
-            fn_kwargs={"window_frames": window_frames},
+            fn_kwargs={"window_frames": self.window_frames},
             batch_size=1,
             batch_format="pyarrow",
             num_cpus=DATA_TASK_CPUS,
         )
         # ~135 windows per 45-min half at T=20 s: shuffle across a few halves.
-        buffer = max(batch_size, shuffle_halves * 5400 // max(window_frames, 1))
+        buffer = max(self.batch_size, self.shuffle_halves * 5400 // max(self.window_frames, 1))
         for batch in ds.iter_batches(
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             batch_format="numpy",
             local_shuffle_buffer_size=buffer,
-            local_shuffle_seed=seed * 1000 + epoch,
+            local_shuffle_seed=self.seed * 1000 + epoch,
         ):
             # Arrays from the object store are read-only: copy before torch.from_numpy.
             yield {k: np.array(v, copy=True) for k, v in batch.items()}
 
-    return batches
+    def __call__(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        pending, self._next = self._next, None
+        if pending is not None and pending.epoch != epoch:
+            pending.close()  # resumed elsewhere: not the epoch that was prefetched
+            pending = None
+        source: Iterable[dict[str, np.ndarray]] = pending if pending else self.stream(epoch)
+        try:
+            yield from source
+        finally:
+            if pending is not None:
+                pending.close()
+        self.start(epoch + 1)
+
+    def start(self, epoch: int) -> None:
+        """Begin streaming ``epoch`` in the background (nothing past ``max_epochs``)."""
+        if self.prefetch <= 0 or (self.max_epochs is not None and epoch > self.max_epochs):
+            return
+        self.close()
+        self._next = _Prefetch(epoch, self.stream(epoch), self.prefetch)
+
+    def close(self) -> None:
+        """Stop a prefetch in flight (the trainer stopped before the next epoch)."""
+        if self._next is not None:
+            self._next.close()
+            self._next = None
+
+
+def ray_train_batches(data_uri: str, **kwargs: Any) -> RayTrainStream:
+    """Epoch -> iterator of training batches streamed by Ray Data (see :class:`RayTrainStream`)."""
+    return RayTrainStream(data_uri, **kwargs)
 
 
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
@@ -115,11 +230,15 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     overrides.setdefault("monitor", ctx.metric)
     overrides.setdefault("seed", str(ctx.seed))
     cfg = TrainConfig.from_overrides(overrides)
-    # Ray sets OMP_NUM_THREADS to the floor of the trial's CPUs (1 for 1.5); use them all.
+    # Ray sets OMP_NUM_THREADS to the floor of the trial's CPUs (1 for 1.5); use them all, or
+    # the search's share of the machine (ctx.threads: on local Ray the CPU kept for Ray Data is
+    # idle while a trial validates, so its trials may use it).
     import torch
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    threads = int(os.environ.get("AVSPOT_TRIAL_THREADS", "0")) or max(1, math.ceil(cpus))
+    threads = (
+        int(os.environ.get("AVSPOT_TRIAL_THREADS", "0")) or ctx.threads or max(1, math.ceil(cpus))
+    )
     torch.set_num_threads(threads)
 
     trainer = Trainer(cfg)
@@ -127,6 +246,15 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE))
+    train_batches = ray_train_batches(
+        ctx.data_uri,
+        window_frames=cfg.model.window_frames,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        endpoint=ctx.endpoint,
+        max_epochs=cfg.max_epochs,
+    )
+    train_batches.start(trainer.state.epoch + 1)  # Ray Data starts up while MLflow does
 
     tracker = None
     if ctx.parent_run_id is not None:
@@ -172,26 +300,20 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
             self._dir.cleanup()
 
-    window_frames = cfg.model.window_frames
-    train_batches = ray_train_batches(
-        ctx.data_uri,
-        window_frames=window_frames,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        endpoint=ctx.endpoint,
-    )
-
     def valid_halves():
         return iter_halves(ctx.data_uri, split="valid", endpoint=ctx.endpoint)
 
     reporter = _TuneReport()
     callbacks: list[Any] = [reporter] if tracker is None else [tracker, reporter]
     try:
-        trainer.fit(train_batches, valid_halves, callbacks=callbacks)
-    except BaseException as exc:
+        try:
+            trainer.fit(train_batches, valid_halves, callbacks=callbacks)
+        except BaseException as exc:
+            if tracker is not None:
+                tracker.close("FAILED", error=exc)
+            raise
         if tracker is not None:
-            tracker.close("FAILED", error=exc)
-        raise
-    if tracker is not None:
-        tracker.close("FINISHED")
+            tracker.close("FINISHED")
+    finally:
+        train_batches.close()
     reporter.flush()

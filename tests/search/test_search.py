@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
@@ -154,3 +155,46 @@ def test_killed_search_resumes_without_rerunning_trials(tmp_path, ray_local):
     rows = _results(exp)
     seen = [(r["trial_id"], r["training_iteration"]) for r in rows]
     assert len(seen) == len(set(seen)), seen
+
+
+def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, ray_local):
+    """Through real Ray Data from S3: a prefetched epoch holds the same windows as one read in
+    the caller, every epoch holds all of the split's chunk windows, and none is read-only."""
+    import ray
+
+    from avspot.datasets.table import iter_halves
+    from avspot.datasets.windows import chunk_labels
+    from avspot.search.trainable import ray_train_batches
+
+    w = 20
+    expected = sum(
+        len(chunk_labels(h, w)[0]) for h in iter_halves(s3_table, "train", endpoint=s3.endpoint)
+    )
+
+    @ray.remote(num_cpus=1)
+    def epochs(prefetch: int):
+        stream = ray_train_batches(
+            s3_table,
+            window_frames=w,
+            batch_size=16,
+            seed=0,
+            endpoint=s3.endpoint,
+            max_epochs=2,
+            prefetch=prefetch,
+        )
+        out = []
+        for epoch in (1, 2):
+            sums = []
+            for b in stream(epoch):
+                assert all(v.flags.writeable for v in b.values())
+                sums.extend(np.round(b["video"].sum(axis=(1, 2)), 3).tolist())
+            out.append(sorted(sums))
+        stream.close()
+        return out
+
+    # One at a time: two 1-CPU tasks on 2 CPUs would leave Ray Data none (DESIGN section 2).
+    plain = ray.get(epochs.remote(0))
+    prefetched = ray.get(epochs.remote(2))
+    assert len(plain[0]) == expected
+    assert plain == prefetched
+    assert plain[0] == plain[1]  # the same windows each epoch, in another order
