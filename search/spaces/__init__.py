@@ -3,7 +3,8 @@
 A space module defines `space(trial) -> dict | None`, an Optuna define-by-run function that only
 suggests values (no computation), and a one-line module docstring saying which question it asks.
 It may also define `DEFAULTS` (fixed trainer settings merged under every suggestion) and `GRID`
-(a dict of value lists: the space is then an exhaustive grid, sampled with Optuna's GridSampler).
+(a dict of value lists: the space is then an exhaustive grid, sampled with Optuna's GridSampler),
+and `BASELINES` (complete points of a non-grid space, evaluated first, in order).
 The keys are the `avspot train --set` keys: ModelConfig and TrainConfig fields. A parameter whose
 name starts with `_` is search-only (e.g. a grid axis that the space turns into real keys): the
 trial drops it before building the trainer config (`trainer_overrides`).
@@ -29,6 +30,7 @@ class Space:
     module: ModuleType
     defaults: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
+    baselines: list[dict[str, Any]] = field(default_factory=list)
 
     def suggest(self, trial: Any) -> dict[str, Any] | None:
         return self.module.space(trial)
@@ -66,4 +68,5 @@ def get_space(name: str) -> Space:
         module=module,
         defaults=dict(getattr(module, "DEFAULTS", {})),
         grid=getattr(module, "GRID", None),
+        baselines=[dict(b) for b in getattr(module, "BASELINES", [])],
     )

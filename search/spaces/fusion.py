@@ -5,6 +5,11 @@ search can show what fusion buys), pooling and its cluster count where the pooli
 window 10-60 s, dropout, learning rate, schedule and its parameters, batch size, and the pooled
 width. Cluster counts stop at 64 so that a trial fits a CPU worker (an early-fusion NetFV with
 k=512 has over a billion parameters); the seed's k=512 NetVLAD lives in the `paper` space.
+
+The first three trials are the seed's configuration (NetVLAD k=64 with a 512-wide projection,
+20 s windows, dropout 0.4, step decay) for video only, audio only and fusion before the last FC
+(`BASELINES`): whatever TPE finds afterwards, the search itself shows what fusion buys at equal
+settings, and the leaderboard has single-modality trials to compare the best one against.
 """
 
 from __future__ import annotations
@@ -12,6 +17,19 @@ from __future__ import annotations
 from typing import Any
 
 from avspot.search.spaces._common import CLUSTERED_POOLINGS, FUSION_METHODS, POOLINGS
+
+_SEED = {
+    "pooling": "netvlad",
+    "clusters": 64,
+    "pool_out": 512,
+    "window_s": 20.0,
+    "dropout": 0.4,
+    "lr": 1e-3,
+    "schedule": "step",
+    "patience": 3,
+    "batch_size": 128,
+}
+BASELINES = [{"fusion": f, **_SEED} for f in ("video", "audio", "before_fc")]
 
 
 def space(trial: Any) -> dict[str, Any]:

@@ -72,3 +72,43 @@ def test_space_vocabulary_matches_the_model_registries():
 
     assert set(_common.FUSION_METHODS) == set(FUSIONS)
     assert set(_common.POOLINGS) == set(POOLINGS)
+
+
+@pytest.mark.parametrize("name", [n for n in available_spaces() if get_space(n).baselines])
+def test_baselines_are_complete_points_of_their_space(name):
+    """Each baseline fixes exactly the parameters the space suggests for it, with legal values,
+    and runs first: enqueued, the sampler hands them out in order."""
+    space = get_space(name)
+    assert space.grid is None, "baselines are for sampled spaces"
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
+    for b in space.baselines:
+        study.enqueue_trial(b)
+    for b in space.baselines:
+        trial = study.ask()
+        with _no_warning():
+            config = {**trial.params, **(SpaceFunction(name)(trial) or {})}
+        assert trial.params == b, f"{name}: baseline {b} left {set(trial.params) ^ set(b)} open"
+        TrainConfig.from_overrides(trainer_overrides(config))
+        study.tell(trial, 0.0)
+
+
+def test_fusion_baselines_compare_fusion_with_each_modality_at_equal_settings():
+    baselines = get_space("fusion").baselines
+    fusions = [b["fusion"] for b in baselines]
+    assert {"video", "audio"} <= set(fusions) and len(set(fusions)) > 2
+    rest = [{k: v for k, v in b.items() if k != "fusion"} for b in baselines]
+    assert all(r == rest[0] for r in rest)
+
+
+class _no_warning:
+    """Optuna warns when an enqueued value is outside a distribution: a broken baseline."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
