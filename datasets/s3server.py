@@ -247,6 +247,10 @@ class S3Server:
         self.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m avspot.datasets.s3server", description=__doc__.splitlines()[0]
@@ -255,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8333, help="S3 port on 127.0.0.1 (default 8333)")
     p.add_argument("--bucket", default="avspot", help="bucket to create (default avspot)")
     args = p.parse_args(argv)
+    # Ctrl-C and `kill PID` both stop weed. A shell that starts us in the background hands us
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt: install the handler anyway.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     server = S3Server(args.dir, port=args.port, bucket=args.bucket)
     try:
         server.start()
