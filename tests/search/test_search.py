@@ -171,14 +171,16 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
         len(chunk_labels(h, w)[0]) for h in iter_halves(s3_table, "train", endpoint=s3.endpoint)
     )
 
+    table, endpoint = s3_table, s3.endpoint  # plain values: the task must not capture fixtures
+
     @ray.remote(num_cpus=1)
     def epochs(prefetch: int):
         stream = ray_train_batches(
-            s3_table,
+            table,
             window_frames=w,
             batch_size=16,
             seed=0,
-            endpoint=s3.endpoint,
+            endpoint=endpoint,
             max_epochs=2,
             prefetch=prefetch,
         )
