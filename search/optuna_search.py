@@ -44,8 +44,12 @@ class AvspotOptunaSearch(OptunaSearch):
         try:
             self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
         except Exception as exc:  # noqa: BLE001 - Optuna refuses e.g. a trial with no reports
-            import logging
+            # A GridSampler whose grid is used up calls study.stop() after recording the state,
+            # which raises outside optimize(); only a state that was not recorded is a failure.
+            recorded = self._ot_study._storage.get_trial(ot_trial._trial_id).state
+            if recorded != TrialState.PRUNED:
+                import logging
 
-            logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
+                logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
         self._completed_trials.add(trial_id)
         return None

@@ -1,0 +1,29 @@
+"""AvspotOptunaSearch: ASHA-stopped trials reach Optuna as PRUNED, finished ones as COMPLETE."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from optuna.trial import TrialState
+
+from avspot.search.optuna_search import AvspotOptunaSearch
+
+
+def _space(trial):
+    trial.suggest_categorical("fusion", ["video", "audio"])
+
+
+def test_stopped_trials_are_pruned_and_a_used_up_grid_is_not_an_error(caplog):
+    sampler = optuna.samplers.GridSampler({"fusion": ["video", "audio"]}, seed=0)
+    search = AvspotOptunaSearch(space=_space, sampler=sampler, metric="m", mode="max")
+    assert search.suggest("t1") is not None
+    assert search.suggest("t2") is not None
+    search.on_trial_result("t1", {"m": 0.5, "training_iteration": 1})
+    search.on_trial_complete("t1", {"m": 0.5, "finished": 1.0})
+    search.on_trial_result("t2", {"m": 0.1, "training_iteration": 1})
+    with caplog.at_level(logging.WARNING):
+        search.on_trial_complete("t2", {"m": 0.1, "finished": 0.0})  # the grid's last tell
+    states = [t.state for t in search._ot_study.get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert "tell(PRUNED) failed" not in caplog.text
