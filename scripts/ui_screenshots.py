@@ -14,13 +14,12 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from avspot.search.testing import free_port, wait_http
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -34,25 +33,6 @@ CHROMIUM_FLAGS = [
     "--virtual-time-budget=15000",
     "--window-size=1600,1000",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"mlflow server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer in {timeout:.0f}s")
 
 
 def _chromium() -> str:
@@ -102,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    port = args.port or _free_port()
+    port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
@@ -123,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        _wait(f"{base}/health", server)
+        try:
+            wait_http(f"{base}/health", server)
+        except (RuntimeError, TimeoutError) as exc:
+            raise SystemExit(f"mlflow server: {exc}") from None
         browser = _chromium()
         pages = {"experiment.png": f"{base}/#/experiments/{exp.experiment_id}/runs"}
         if trials:

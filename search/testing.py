@@ -163,3 +163,33 @@ def sqlite_store(directory: str | Any) -> str:
     target = Path(directory) / "mlflow.db"
     shutil.copyfile(_TEMPLATE_DB[0], target)
     return f"sqlite:///{target}"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a test or script starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: Any, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers 200 while the server process ``proc`` (a Popen) runs.
+
+    Raises RuntimeError when the process exits first and TimeoutError after ``timeout`` s.
+    """
+    import time
+    import urllib.request
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,26 +21,6 @@ from avspot.search import tracking as T  # noqa: E402
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -66,7 +44,7 @@ def _env(tmp: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = F.free_port()
     cmd = [
         MLFLOW,
         "server",
@@ -86,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cmd, env=_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        _wait(f"http://127.0.0.1:{port}/health", proc)
+        F.wait_http(f"http://127.0.0.1:{port}/health", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(proc)
@@ -123,7 +101,7 @@ def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypa
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent, "report")}
 
     # mlflow models serve answers a spotting request (2-minute half, 240 frames at 2 fps)
-    port = _free_port()
+    port = F.free_port()
     env = {**_env(tmp_path), "MLFLOW_TRACKING_URI": server}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     serve = subprocess.Popen(
@@ -146,7 +124,7 @@ def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypa
         start_new_session=True,
     )
     try:
-        _wait(f"http://127.0.0.1:{port}/ping", serve)
+        F.wait_http(f"http://127.0.0.1:{port}/ping", serve)
         half = F.tiny_halves(1, n_frames=240)[0]
         body = {
             "inputs": {"video": half.video.tolist(), "audio": half.audio.tolist()},
