@@ -17,14 +17,6 @@ from avspot.search import tracking as T
 FP = "a" * 64
 
 
-@pytest.fixture()
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)
-    uri = F.sqlite_store(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
 def _search(experiment: str, quality: float, fingerprint: str = FP, seed: int = 0):
     """A finished one-trial search registered as challenger; returns (parent, run id, version)."""
     params = {"space": "smoke", "data_source": "synthetic", "data_fingerprint": fingerprint}

@@ -22,14 +22,6 @@ SECRETS = {
 }
 
 
-@pytest.fixture()
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)
-    uri = F.sqlite_store(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
 def _search(experiment: str, source: str, fingerprint: str, grid, log_model: bool = False):
     parent = T.start_search_run(
         experiment,

@@ -26,14 +26,6 @@ PARAMS = {
 }
 
 
-@pytest.fixture()
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)
-    uri = F.sqlite_store(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
 def _trial(parent: str, fusion: str = "before_fc", **kw) -> T.MLflowTrialCallback:
     cfg = F.tiny_train_config(fusion)
     return T.MLflowTrialCallback(parent, None, cfg.to_dict(), f"trial_{fusion}", **kw)
