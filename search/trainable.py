@@ -210,11 +210,6 @@ class RayTrainStream:
             self._next = None
 
 
-def ray_train_batches(data_uri: str, **kwargs: Any) -> RayTrainStream:
-    """Epoch -> iterator of training batches streamed by Ray Data (see :class:`RayTrainStream`)."""
-    return RayTrainStream(data_uri, **kwargs)
-
-
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """Tune function trainable: train `config`, report every epoch, resume from a checkpoint."""
     import ray
@@ -246,7 +241,7 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE))
-    train_batches = ray_train_batches(
+    train_batches = RayTrainStream(
         ctx.data_uri,
         window_frames=cfg.model.window_frames,
         batch_size=cfg.batch_size,

@@ -164,7 +164,7 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
 
     from avspot.datasets.table import iter_halves
     from avspot.datasets.windows import chunk_labels
-    from avspot.search.trainable import ray_train_batches
+    from avspot.search.trainable import RayTrainStream
 
     w = 20
     expected = sum(
@@ -175,7 +175,7 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
 
     @ray.remote(num_cpus=1)
     def epochs(prefetch: int):
-        stream = ray_train_batches(
+        stream = RayTrainStream(
             table,
             window_frames=w,
             batch_size=16,
