@@ -1,1 +1,0 @@
-"""Data layer: SoccerNet ingest, synthetic games, Parquet feature tables, windows."""

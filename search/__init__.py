@@ -1,1 +1,0 @@
-"""Search: Ray Tune trainable and tuner, MLflow tracking, model registry, CLI."""
