@@ -1,38 +1,30 @@
-"""``python -m avspot.avmodels`` (and ``avspot models``): registered poolings and fusion methods.
+"""What ``avspot models`` prints: registered poolings and fusion methods with parameter counts.
 
-Prints parameter counts of the seed's configurations (NetVLAD k=512 and NetRVLAD k=64, 20 s
+Counts of the seed's configurations (NetVLAD k=512 and NetRVLAD k=64, 20 s
 and 60 s windows, every fusion method). Models are built on the meta device: nothing is
 allocated, so even the 268M-parameter fused NetVLAD k=512 models are counted instantly.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
+import torch
+
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.fusion import build_model, count_parameters
+from avspot.avmodels.fusion_methods import FUSIONS
+from avspot.avmodels.pooling import POOLINGS, create_pooling
 
 SEED_CONFIGS = (("netvlad", 512), ("netrvlad", 64))
 SEED_WINDOWS = (20.0, 60.0)
 
 
 def _count(**kw: object) -> int:
-    import torch
-
-    from .config import ModelConfig
-    from .fusion import build_model, count_parameters
-
     with torch.device("meta"):
         return count_parameters(build_model(ModelConfig(**kw)))  # type: ignore[arg-type]
 
 
 def pooling_table(clusters: int = 64, dim: int = 512, window_s: float = 20.0) -> list[list[str]]:
     """Rows (pooling, out_dim, parameters) of every registered pooling at the seed sizes."""
-    import torch
-
-    from .config import ModelConfig
-    from .fusion import count_parameters
-    from .pooling import POOLINGS, create_pooling
-
     cfg = ModelConfig(clusters=clusters, window_s=window_s)
     rows = []
     for name in sorted(POOLINGS):
@@ -52,8 +44,6 @@ def pooling_table(clusters: int = 64, dim: int = 512, window_s: float = 20.0) ->
 
 def fusion_table() -> tuple[list[str], list[list[str]]]:
     """Header and rows: every fusion method x seed configuration, parameter counts."""
-    from .fusion import FUSIONS
-
     header = ["fusion", "seed", "merge"]
     for pooling, k in SEED_CONFIGS:
         for window in SEED_WINDOWS:
@@ -81,24 +71,13 @@ def _format(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """List registered poolings and fusion methods with parameter counts; returns 0."""
-    parser = argparse.ArgumentParser(prog="python -m avspot.avmodels", description=__doc__)
-    parser.parse_args(list(argv) if argv is not None else None)
-    from .fusion import FUSIONS
-
-    print("Poolings (512-d input, k=64, pool_out=512, context gating; 20 s windows):")
-    print(_format(["pooling", "out_dim", "parameters"], pooling_table()))
-    print()
-    print("Fusion methods (512-d video and audio, pool_out=512, gating, 4 outputs):")
+def catalog() -> str:
+    """The whole listing: poolings, fusion methods, parameters of the seed's configurations."""
+    lines = ["Poolings (512-d input, k=64, pool_out=512, context gating; 20 s windows):"]
+    lines.append(_format(["pooling", "out_dim", "parameters"], pooling_table()))
+    lines += ["", "Fusion methods (512-d video and audio, pool_out=512, gating, 4 outputs):"]
     for name, method in FUSIONS.items():
-        print(f"  {name:<15} {method.description}")
-    print()
+        lines.append(f"  {name:<15} {method.description}")
     header, rows = fusion_table()
-    print("Parameters of the seed's configurations:")
-    print(_format(header, rows))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    lines += ["", "Parameters of the seed's configurations:", _format(header, rows)]
+    return "\n".join(lines)

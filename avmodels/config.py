@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["NUM_OUTPUTS", "OUTPUT_NAMES", "ModelConfig"]
+from avspot.avmodels.fusion_methods import FUSIONS
+from avspot.avmodels.overrides import parse_fields
+from avspot.avmodels.pooling import POOLINGS
+from avspot.datasets.errors import DataError
 
-# Logit order of every model (docs/architecture.md): card, subs, soccer, background.
-OUTPUT_NAMES = ("card", "subs", "soccer", "background")
-NUM_OUTPUTS = len(OUTPUT_NAMES)
+__all__ = ["ModelConfig"]
 
 _INT_FIELDS = ("clusters", "video_dim", "audio_dim", "cnn_kernel")
 _FLOAT_FIELDS = ("window_s", "fps", "dropout")
@@ -55,25 +56,20 @@ class ModelConfig:
     @property
     def modalities(self) -> tuple[str, ...]:
         """The inputs this model reads: ("video",), ("audio",) or ("video", "audio")."""
-        from .fusion import FUSIONS
-
         return FUSIONS[self.fusion].modalities
 
     # -- validation -----------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise ValueError naming the parameter and the valid choices."""
-        from .fusion import FUSIONS
-        from .pooling import POOLINGS
-
+        """Raise DataError naming the parameter and the valid choices."""
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion: unknown value {self.fusion!r}; valid: {sorted(FUSIONS)}")
+            raise DataError(f"fusion: unknown value {self.fusion!r}; valid: {sorted(FUSIONS)}")
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: unknown value {self.pooling!r}; valid: {sorted(POOLINGS)}")
+            raise DataError(f"pooling: unknown value {self.pooling!r}; valid: {sorted(POOLINGS)}")
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+                raise DataError(f"{name}: must be an integer >= 1, got {value!r}")
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if (
@@ -81,22 +77,22 @@ class ModelConfig:
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
             ):
-                raise ValueError(f"{name}: must be a finite number, got {value!r}")
+                raise DataError(f"{name}: must be a finite number, got {value!r}")
         if self.window_s <= 0 or self.fps <= 0:
-            raise ValueError(
+            raise DataError(
                 f"window_s and fps: must be > 0, got window_s={self.window_s}, fps={self.fps}"
             )
         if self.window_frames < 1:
-            raise ValueError(
+            raise DataError(
                 f"window_s: window_s * fps must round to >= 1 frame, got {self.window_s}"
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: drop probability must be in [0, 1), got {self.dropout}")
+            raise DataError(f"dropout: drop probability must be in [0, 1), got {self.dropout}")
         po = self.pool_out
         if po is not None and (isinstance(po, bool) or not isinstance(po, int) or po < 1):
-            raise ValueError(f"pool_out: must be an integer >= 1 or None, got {po!r}")
+            raise DataError(f"pool_out: must be an integer >= 1 or None, got {po!r}")
         if not isinstance(self.gating, bool):
-            raise ValueError(f"gating: must be true or false, got {self.gating!r}")
+            raise DataError(f"gating: must be true or false, got {self.gating!r}")
 
     # -- serialisation --------------------------------------------------------------------------
 
@@ -111,13 +107,9 @@ class ModelConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         """Build from a dict; strings (``--set key=value``) are converted to the field types.
 
-        Unknown keys raise ValueError naming the key and the valid fields.
+        Unknown keys raise DataError naming the key and the valid fields.
         """
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown model parameter(s) {unknown}; valid: {sorted(valid)}")
-        return cls(**{k: _coerce(k, v) for k, v in data.items()})
+        return cls(**parse_fields(cls, dict(data), "model"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
@@ -125,35 +117,4 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes`` applied (validated, unknown names rejected)."""
-        merged = self.to_dict()
-        unknown = sorted(set(changes) - set(merged))
-        if unknown:
-            raise ValueError(f"unknown model parameter(s) {unknown}; valid: {sorted(merged)}")
-        merged.update(changes)
-        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in merged.items()})
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Convert a string value to the type of field ``name``; other values pass unchanged."""
-    if not isinstance(value, str):
-        if name in _FLOAT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-    text = value.strip()
-    try:
-        if name in _INT_FIELDS:
-            return int(text)
-        if name in _FLOAT_FIELDS:
-            return float(text)
-        if name == "pool_out":
-            return None if text.lower() in ("none", "null") else int(text)
-        if name == "gating":
-            lowered = text.lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
-    except ValueError:
-        raise ValueError(f"{name}: cannot parse {value!r}") from None
-    return text
+        return dataclasses.replace(self, **parse_fields(type(self), changes, "model"))

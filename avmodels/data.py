@@ -11,15 +11,14 @@ seed and the epoch (a resumed run sees the same batches), gathered by index arit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from avspot.datasets.table import Half
-
-CLASS_NAMES = ("card", "subs", "soccer")
-NUM_OUTPUTS = 4  # card, subs, soccer, background
+from avspot.datasets.errors import DataError
+from avspot.datasets.halves import Half
+from avspot.datasets.labels import OUTPUTS
+from avspot.datasets.windows import chunk_labels, gather_chunks
 
 
 def gather_windows(features: np.ndarray, starts: np.ndarray, window_frames: int) -> np.ndarray:
@@ -28,26 +27,13 @@ def gather_windows(features: np.ndarray, starts: np.ndarray, window_frames: int)
     features (N, D), starts (B,) -> (B, W, D) float32 (a copy); the data layer's
     ``gather_chunks`` does the index arithmetic.
     """
-    from avspot.datasets.windows import gather_chunks
-
     return np.ascontiguousarray(gather_chunks(features, starts, window_frames), dtype=np.float32)
 
 
 def half_chunks(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive chunk starts (C,) and multi-hot targets (C, 4) of one half."""
-    from avspot.datasets.windows import chunk_labels
-
     starts, targets = chunk_labels(half, window_frames)
     return np.asarray(starts, dtype=np.int64), np.asarray(targets, dtype=np.float32)
-
-
-def dense_targets(half: Half, num_frames: int | None = None) -> np.ndarray:
-    """Ground truth of one half as the official evaluator's label vector: (N, 3), 1 at events."""
-    n = half.video.shape[0] if num_frames is None else num_frames
-    out = np.zeros((n, len(CLASS_NAMES)), dtype=np.float64)  # (N, 3)
-    for ev in half.events:
-        out[min(int(ev.frame), n - 1), CLASS_NAMES.index(ev.label)] = 1.0
-    return out
 
 
 def iter_chunk_batches(
@@ -95,8 +81,6 @@ class ChunkBatches:
             starts.append(s)
             targets.append(t)
         if not self.video:
-            from avspot.datasets.errors import DataError
-
             raise DataError("training data: no halves to train on")
         self.half_ids = np.concatenate(half_ids)  # (C,)
         self.starts = np.concatenate(starts)  # (C,)
@@ -154,5 +138,5 @@ class ChunkBatches:
             "halves": len(self.video),
             "samples": self.num_samples,
             "batches": len(self),
-            **{f"pos_{c}": int(p) for c, p in zip((*CLASS_NAMES, "background"), pos, strict=True)},
+            **{f"pos_{c}": int(p) for c, p in zip(OUTPUTS, pos, strict=True)},
         }

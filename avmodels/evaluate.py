@@ -14,41 +14,32 @@ for known games outside the chosen split are ignored (as the official split list
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avspot.avmodels.metrics import (
-    CLASSES,
-    DISPLAY,
     FRAMERATE,
+    METRICS,
     HalfSpots,
     average_map_spots,
-    metric_deltas,
     official_half_frames,
 )
 from avspot.avmodels.results_io import (
-    LABELS_FILE,
     PREDICTIONS_FILE,
     Predictions,
     find_games,
     read_labels,
     read_predictions,
 )
-
-SPLITS = ("train", "valid", "test", "challenge")
-
-
-def _error(msg: str) -> Exception:
-    from avspot.datasets.errors import DataError
-
-    return DataError(msg)
+from avspot.datasets.errors import DataError
+from avspot.datasets.halves import SPLITS, Half
+from avspot.datasets.labels import CLASS_INDEX, DISPLAY_NAMES
+from avspot.datasets.layout import LABELS_FILE, official_games
+from avspot.datasets.progress import progress
 
 
 def evaluate(
@@ -57,30 +48,31 @@ def evaluate(
     metric: str = "loose",
     split: str | None = None,
     endpoint: str | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Average-mAP of `predictions` (folder of results_spotting.json) against `labels`.
 
-    Returns the DESIGN section 5 dict `{"average_map", "per_class", "metric"}` plus `games`,
+    ``progress`` shows a bar of games read on stderr (when it is a terminal). Returns the
+    `avspot evaluate --json` dict `{"average_map", "per_class", "metric"}` plus `games`,
     `halves`, `events`, `detections` (counts per class), `seed_average_map` (the seed's plain
     mean over deltas), `deltas`, `map_per_delta`, `per_class_per_delta`, and the `labels`,
     `predictions` and `split` arguments.
     """
-    if metric not in ("loose", "tight"):
-        raise _error(f"--metric {metric!r}: expected loose or tight")
-    metric_deltas(metric)
+    if metric not in METRICS:
+        raise DataError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
     pred_root = Path(predictions)
     if not pred_root.is_dir():
-        raise _error(f"--predictions {predictions}: no such folder")
+        raise DataError(f"--predictions {predictions}: no such folder")
     pred_files = find_games(pred_root, PREDICTIONS_FILE)
     if not pred_files:
-        raise _error(f"--predictions {predictions}: no {PREDICTIONS_FILE} under it")
+        raise DataError(f"--predictions {predictions}: no {PREDICTIONS_FILE} under it")
     labels_str = os.fspath(labels)
     if _is_table(labels_str):
-        halves, games = _table_halves(labels_str, pred_files, split, endpoint)
+        halves, games = _table_halves(labels_str, pred_files, split, endpoint, progress)
         framerate = halves[0][1] if halves else FRAMERATE
         spots = [h for h, _ in halves]
     else:
-        spots, games = _tree_halves(labels_str, pred_files, split)
+        spots, games = _tree_halves(labels_str, pred_files, split, progress)
         framerate = FRAMERATE
     result = average_map_spots(spots, framerate=framerate, metric=metric)
     out = result.to_dict()
@@ -100,23 +92,23 @@ def evaluate(
 
 
 def _tree_halves(
-    root: str, pred_files: Mapping[str, Path], split: str | None
+    root: str, pred_files: Mapping[str, Path], split: str | None, show: bool = False
 ) -> tuple[list[HalfSpots], int]:
     if not Path(root).is_dir():
-        raise _error(f"--labels {root}: no such folder (expected a SoccerNet tree or a table)")
+        raise DataError(f"--labels {root}: no such folder (expected a SoccerNet tree or a table)")
     label_files = find_games(root, LABELS_FILE)
     if not label_files:
-        raise _error(f"--labels {root}: no {LABELS_FILE} under it")
+        raise DataError(f"--labels {root}: no {LABELS_FILE} under it")
     games = sorted(label_files)
     if split is not None:
-        wanted = official_games(split)
+        wanted = set(official_games(split))
         games = [g for g in games if g in wanted]
         if not games:
-            raise _error(f"--labels {root}: no game of the official {split!r} split")
+            raise DataError(f"--labels {root}: no game of the official {split!r} split")
     _check_games(set(label_files), games, pred_files, root, split)
     n = official_half_frames(FRAMERATE)
     halves: list[HalfSpots] = []
-    for game in games:
+    for game in progress(games, desc="evaluate", enabled=show, unit="game"):
         lab = read_labels(label_files[game])
         preds = read_predictions(pred_files[game])
         lab_frames = lab.frames(FRAMERATE)
@@ -155,38 +147,17 @@ def _check_games(
 ) -> None:
     unknown = sorted(set(pred_files) - known)
     if unknown:
-        raise _error(
+        raise DataError(
             f"{pred_files[unknown[0]]}: game {unknown[0]!r} is not in the labels {labels}"
             + (f" ({len(unknown) - 1} more unknown games)" if len(unknown) > 1 else "")
         )
     missing = [g for g in selected if g not in pred_files]
     if missing:
         hint = "" if split is not None else "; pass --split to evaluate one split"
-        raise _error(
+        raise DataError(
             f"game {missing[0]!r}: no {PREDICTIONS_FILE} in the predictions folder "
             f"({len(missing)} of {len(selected)} games lack one{hint})"
         )
-
-
-def official_games(split: str) -> set[str]:
-    """Games ("league/season/game") of an official SoccerNet split, from the shipped lists."""
-    if split not in SPLITS:
-        raise _error(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    name = f"SoccerNetGames{split.capitalize()}.json"
-    text = None
-    for package, folder in (("avspot.datasets", "splits"), ("SoccerNet", "data")):
-        with contextlib.suppress(FileNotFoundError, ModuleNotFoundError, OSError):
-            text = resources.files(package).joinpath(folder, name).read_text()
-            break
-    if text is None:
-        raise _error(f"--split {split!r}: the official game list {name} is not available")
-    nested = json.loads(text)
-    return {
-        f"{league}/{season}/{game}"
-        for league, seasons in nested.items()
-        for season, games in seasons.items()
-        for game in games
-    }
 
 
 # ---- feature table ---------------------------------------------------------------------------------
@@ -197,31 +168,38 @@ def _is_table(uri: str) -> bool:
 
 
 def _table_halves(
-    uri: str, pred_files: Mapping[str, Path], split: str | None, endpoint: str | None
+    uri: str,
+    pred_files: Mapping[str, Path],
+    split: str | None,
+    endpoint: str | None,
+    show: bool = False,
 ) -> tuple[list[tuple[HalfSpots, float]], int]:
-    from avspot.datasets import table
+    from avspot.datasets.table import iter_halves, list_halves  # pyarrow: only for tables
 
     if split is not None and split not in SPLITS:
-        raise _error(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    known = {game for game, _ in _list_halves(table, uri, None, endpoint)}
-    rows = list(_iter_table(table, uri, split, endpoint))
+        raise DataError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    known = {game for game, _ in list_halves(uri, None, endpoint=endpoint)}
+    halves = iter_halves(uri, split, endpoint=endpoint, copy=False)
+    rows = [_Row(h) for h in progress(halves, desc="evaluate", enabled=show, unit="half")]
     if not rows:
-        raise _error(f"--labels {uri}: no halves" + (f" in split {split!r}" if split else ""))
+        raise DataError(f"--labels {uri}: no halves" + (f" in split {split!r}" if split else ""))
     selected = sorted({r.game for r in rows})
     _check_games(known, selected, pred_files, uri, split)
     preds = {game: read_predictions(pred_files[game]) for game in selected}
     fps = {float(r.fps) for r in rows}
     if len(fps) > 1:
-        raise _error(f"--labels {uri}: halves with different fps {sorted(fps)}")
+        raise DataError(f"--labels {uri}: halves with different fps {sorted(fps)}")
     framerate = fps.pop()
     halves = []
     for r in rows:
         p = preds[r.game]
         try:
-            ev = [(int(e.frame), CLASSES.index(e.label)) for e in r.events]
-        except ValueError:
-            bad = next(e.label for e in r.events if e.label not in CLASSES)
-            raise _error(f"{uri}: game {r.game!r} half {r.half}: unknown class {bad!r}") from None
+            ev = [(int(e.frame), CLASS_INDEX[e.label]) for e in r.events]
+        except KeyError:
+            bad = next(e.label for e in r.events if e.label not in CLASS_INDEX)
+            raise DataError(
+                f"{uri}: game {r.game!r} half {r.half}: unknown class {bad!r}"
+            ) from None
         ev_arr = np.asarray(ev, dtype=np.int64).reshape(-1, 2)
         spots = _half_spots(
             ev_arr[:, 0], ev_arr[:, 1], p, p.frames(framerate), int(r.half), r.n_frames
@@ -235,31 +213,12 @@ class _Row:
 
     __slots__ = ("events", "fps", "game", "half", "n_frames")
 
-    def __init__(self, half: Any) -> None:
-        self.game = str(half.game)
+    def __init__(self, half: Half) -> None:
+        self.game = half.game
         self.half = int(half.half)
         self.fps = float(half.fps)
-        n = getattr(half, "n_frames", None)
-        self.n_frames = int(n) if n is not None else int(len(half.video))
+        self.n_frames = half.n_frames
         self.events = list(half.events)
-
-
-def _iter_table(table: Any, uri: str, split: str | None, endpoint: str | None) -> Iterator[_Row]:
-    try:
-        halves: Iterable[Any] = table.iter_halves(uri, split, endpoint=endpoint, copy=False)
-    except TypeError:
-        halves = table.iter_halves(uri, split)
-    for h in halves:
-        yield _Row(h)
-
-
-def _list_halves(
-    table: Any, uri: str, split: str | None, endpoint: str | None
-) -> list[tuple[str, int]]:
-    try:
-        return list(table.list_halves(uri, split, endpoint=endpoint))
-    except TypeError:
-        return list(table.list_halves(uri, split))
 
 
 # ---- output ----------------------------------------------------------------------------------------
@@ -280,7 +239,7 @@ def format_result(result: Mapping[str, Any]) -> str:
     dets = result.get("detections", {})
     for name, value in result["per_class"].items():
         lines.append(
-            f"  {DISPLAY.get(name, name):<15}{value:>12.4f}{events.get(name, 0):>9}"
+            f"  {DISPLAY_NAMES.get(name, name):<15}{value:>12.4f}{events.get(name, 0):>9}"
             f"{dets.get(name, 0):>13}"
         )
     if deltas:

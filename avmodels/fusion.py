@@ -1,34 +1,17 @@
 """One audio-video model class for every fusion method, by composition.
 
 A model is the seed's pipeline ``pool -> dropout -> fc`` (then the sigmoid, in the loss) with a
-merge point. Stages before the merge point run once per modality (``ModuleDict`` entries
-``video`` / ``audio``), a fuse operation joins the branches, and the stages after it are shared
-(entry ``fused``). A fusion method is data: a name, its modalities, its merge point and its fuse
-operation, registered in ``FUSIONS``. There is no class per method.
+merge point taken from the fusion registry (``avmodels.fusion_methods``). Stages before the
+merge point run once per modality (``ModuleDict`` entries ``video`` / ``audio``), a fuse
+operation joins the branches, and the stages after it are shared (entry ``fused``). There is no
+class per method.
 
-Merge points (seed paper, section 3.3, Figure 1):
-
-==============  =====  ==========  ===========  =============================================
-name            seed   merge       fuse op      what is joined
-==============  =====  ==========  ===========  =============================================
-video           -      -           -            video only (the SoccerNet baseline)
-audio           -      -           -            audio only
-prob_product    1      probs       product      probabilities of two trained single models
-logit_mean      2      logits      mean         logits of two trained single models
-late_joint      3      logits      mean         as 2, both branches trained jointly
-before_fc       4      dropped     concat       pooled vectors after each branch's dropout
-before_dropout  5      pooled      concat       pooled vectors, then one shared dropout
-early_1024      6      frames      concat       per-frame features (feature axis), pooled
-                                                 to 2 * pool_out (1,024 at the default 512)
-early_512       7      frames      concat       per-frame features, pooled to pool_out (512)
-==============  =====  ==========  ===========  =============================================
-
-Methods 1 and 2 combine two *trained* single-modality models: train ``component_configs(cfg)``
-(a video and an audio model), then ``combine_trained(video_model, audio_model, method)``.
-``build_model`` still builds them, as an untrained container flagged
-``requires_pretrained = True``, so that a saved combined model can be rebuilt and loaded; a
-trainer must not train such a model. Method 1 outputs ``logit(p_v * p_a)`` so that every model
-outputs logits.
+Methods whose ``requires_pretrained`` is set (seed methods 1 and 2) combine two *trained*
+single-modality models: train ``component_configs(cfg)`` (a video and an audio model), then
+``combine_trained(video_model, audio_model, method)``. ``build_model`` still builds them, as an
+untrained container flagged ``requires_pretrained = True``, so that a saved combined model can
+be rebuilt and loaded; ``build_trainable`` gives the ``PairModel`` that the trainer trains
+instead (both single-modality models side by side).
 
 Dropout is element-wise, so in distribution methods 4 and 5 differ only in where the mask is
 drawn (per branch vs. on the concatenation); both are kept as in the seed.
@@ -38,132 +21,34 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .config import NUM_OUTPUTS, ModelConfig
-from .pooling import create_pooling
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.fusion_methods import (
+    FUSE_OPS,
+    FUSED,
+    FUSIONS,
+    MODALITIES,
+    STAGES,
+    FusionMethod,
+    concat_features,
+)
+from avspot.avmodels.pooling import create_pooling
+from avspot.datasets.labels import NUM_OUTPUTS
 
 __all__ = [
-    "FUSED",
-    "FUSIONS",
-    "MERGE_POINTS",
-    "STAGES",
     "AVModel",
-    "FusionMethod",
+    "PairModel",
     "build_model",
+    "build_trainable",
     "combine_trained",
     "component_configs",
     "count_parameters",
-    "register_fusion",
 ]
-
-STAGES = ("pool", "dropout", "fc")
-# A merge point sits before the stage of the same index; "logits"/"probs" follow the pipeline.
-MERGE_POINTS = ("frames", "pooled", "dropped", "logits", "probs")
-FUSED = "fused"
-MODALITIES = ("video", "audio")
-
-
-@dataclass(frozen=True)
-class FusionMethod:
-    """Where the video and audio branches merge, and how."""
-
-    name: str
-    modalities: tuple[str, ...]
-    merge: str | None = None  # one of MERGE_POINTS; None for a single-modality model
-    op: str | None = None  # concat | mean | prob_product
-    seed_method: int | None = None  # number in the seed paper
-    requires_pretrained: bool = False  # combines two trained single-modality models
-    pool_scale: int = 1  # pooled width multiplier of an early-fused pooling
-    description: str = ""
-
-    @property
-    def merge_index(self) -> int:
-        """Index of the merge point in MERGE_POINTS (len(MERGE_POINTS) when never merged)."""
-        return len(MERGE_POINTS) if self.merge is None else MERGE_POINTS.index(self.merge)
-
-
-FUSIONS: dict[str, FusionMethod] = {}
-
-
-def register_fusion(method: FusionMethod) -> FusionMethod:
-    """Register a fusion method by name (checked for consistency)."""
-    if method.name in FUSIONS:
-        raise ValueError(f"fusion {method.name!r} is already registered")
-    if any(m not in MODALITIES for m in method.modalities) or not method.modalities:
-        raise ValueError(f"fusion {method.name!r}: modalities must come from {MODALITIES}")
-    if (len(method.modalities) > 1) != (method.merge is not None):
-        raise ValueError(f"fusion {method.name!r}: a merge point needs two modalities")
-    if method.merge is not None:
-        if method.merge not in MERGE_POINTS or method.op not in _FUSE_OPS:
-            raise ValueError(
-                f"fusion {method.name!r}: merge must be one of {MERGE_POINTS} and op one of "
-                f"{sorted(_FUSE_OPS)}"
-            )
-        if (method.op == "concat") != (method.merge_index < len(STAGES)):
-            raise ValueError(f"fusion {method.name!r}: concat merges before the fc only")
-    FUSIONS[method.name] = method
-    return method
-
-
-def _concat(h: dict[str, Tensor]) -> Tensor:
-    # Feature axis (last), never time: (B, T, Dv) + (B, T, Da) -> (B, T, Dv + Da).
-    parts = [h[m] for m in MODALITIES if m in h]
-    if parts[0].dim() == 3 and any(p.shape[1] != parts[0].shape[1] for p in parts):
-        raise ValueError(f"early fusion needs equal window lengths, got {[p.shape for p in parts]}")
-    return torch.cat(parts, dim=-1)
-
-
-def _mean(h: dict[str, Tensor]) -> Tensor:
-    return torch.stack([h[m] for m in MODALITIES if m in h]).mean(dim=0)
-
-
-def _prob_product(h: dict[str, Tensor]) -> Tensor:
-    # logit(prod_i sigmoid(l_i)), computed in log space: log p - log(1 - p).
-    log_p = sum(nn.functional.logsigmoid(h[m]) for m in MODALITIES if m in h)
-    tiny = torch.finfo(log_p.dtype).tiny
-    return log_p - torch.log((-torch.expm1(log_p)).clamp_min(tiny))
-
-
-_FUSE_OPS = {"concat": _concat, "mean": _mean, "prob_product": _prob_product}
-
-for _m in (
-    FusionMethod("video", ("video",), description="video only (SoccerNet baseline)"),
-    FusionMethod("audio", ("audio",), description="audio only"),
-    FusionMethod(
-        "prob_product", MODALITIES, "probs", "prob_product", 1, True,
-        description="product of the probabilities of two trained single-modality models",
-    ),
-    FusionMethod(
-        "logit_mean", MODALITIES, "logits", "mean", 2, True,
-        description="mean of the logits of two trained single-modality models",
-    ),
-    FusionMethod(
-        "late_joint", MODALITIES, "logits", "mean", 3,
-        description="mean of the branch logits, both branches trained jointly",
-    ),
-    FusionMethod(
-        "before_fc", MODALITIES, "dropped", "concat", 4,
-        description="concatenate each branch's pooled+dropout vector before the shared FC",
-    ),
-    FusionMethod(
-        "before_dropout", MODALITIES, "pooled", "concat", 5,
-        description="concatenate pooled vectors, then one shared dropout and FC",
-    ),
-    FusionMethod(
-        "early_1024", MODALITIES, "frames", "concat", 6, pool_scale=2,
-        description="concatenate per-frame features, pool to 2 * pool_out (1,024)",
-    ),
-    FusionMethod(
-        "early_512", MODALITIES, "frames", "concat", 7,
-        description="concatenate per-frame features, pool to pool_out (512)",
-    ),
-):  # fmt: skip
-    register_fusion(_m)
 
 
 class AVModel(nn.Module):
@@ -236,11 +121,11 @@ class AVModel(nn.Module):
         h = self._inputs(video, audio, ndim=3)
         for i, stage in enumerate(STAGES):
             if i == self.fusion.merge_index:
-                h = {FUSED: _FUSE_OPS[self.fusion.op](h)}
+                h = {FUSED: FUSE_OPS[self.fusion.op](h)}
             modules = getattr(self, stage)
             h = {key: modules[key](x) for key, x in h.items()}
         if len(h) > 1:  # late merge: logits or probabilities
-            return _FUSE_OPS[self.fusion.op](h)
+            return FUSE_OPS[self.fusion.op](h)
         return next(iter(h.values()))  # (B, 4)
 
     def forward_sequence(
@@ -268,7 +153,7 @@ class AVModel(nn.Module):
             if merge == 0:  # early fusion: one pooling over concatenated frame features
                 fc = self.fc[FUSED]
                 return self.pool[FUSED].forward_sliding_linear(
-                    _concat(xs), w, stride_frames, fc.weight, fc.bias
+                    concat_features(xs), w, stride_frames, fc.weight, fc.bias
                 )
             if merge < len(STAGES):  # pooled vectors concatenated before a shared FC
                 fc, offset, logits = self.fc[FUSED], 0, None
@@ -288,7 +173,7 @@ class AVModel(nn.Module):
                 for m, x in xs.items()
             }
             if len(h) > 1:
-                return _FUSE_OPS[self.fusion.op](h)
+                return FUSE_OPS[self.fusion.op](h)
             return next(iter(h.values()))
 
 
@@ -335,6 +220,46 @@ def combine_trained(video_model: AVModel, audio_model: AVModel, method: str) -> 
         getattr(model, stage)["video"] = copy.deepcopy(getattr(video_model, stage)["video"])
         getattr(model, stage)["audio"] = copy.deepcopy(getattr(audio_model, stage)["audio"])
     return model.train(video_model.training)
+
+
+class PairModel(nn.Module):
+    """Two single-modality models trained side by side for a ``requires_pretrained`` fusion
+    method (seed methods 1 and 2: ``prob_product``, ``logit_mean``).
+
+    ``forward_parts`` gives both models' logits (each trained on its own loss; their parameters
+    are disjoint, so one Adam over both equals two Adams); ``combined()`` is the fused model from
+    ``combine_trained``, used for validation, spotting and saving.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.method = cfg.fusion
+        parts = component_configs(cfg)
+        self.video_model = build_model(parts["video"])
+        self.audio_model = build_model(parts["audio"])
+
+    def forward_parts(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, W, Dv), (B, W, Da) -> video logits (B, 4), audio logits (B, 4)."""
+        return self.video_model(video, audio), self.audio_model(video, audio)
+
+    def fuse_logits(self, video_logits: Tensor, audio_logits: Tensor) -> Tensor:
+        """The combined model's logits from the two parts' logits (no second forward pass)."""
+        return FUSE_OPS[FUSIONS[self.method].op]({"video": video_logits, "audio": audio_logits})
+
+    def combined(self) -> AVModel:
+        return combine_trained(self.video_model, self.audio_model, self.method)
+
+    def forward(self, video: Tensor, audio: Tensor) -> Tensor:
+        return self.fuse_logits(*self.forward_parts(video, audio))
+
+
+def build_trainable(config: ModelConfig) -> nn.Module:
+    """The module a trainer optimises for ``config``: a ``PairModel`` for a
+    ``requires_pretrained`` fusion method, else ``build_model(config)``."""
+    if FUSIONS[config.fusion].requires_pretrained:
+        return PairModel(config)
+    return build_model(config)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

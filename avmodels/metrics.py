@@ -25,23 +25,17 @@ events whose windows overlap a previous event's window are resolved one by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-CLASSES: tuple[str, ...] = ("card", "subs", "soccer")
-OUTPUTS: tuple[str, ...] = (*CLASSES, "background")
-DISPLAY: dict[str, str] = {
-    "card": "cards",
-    "subs": "substitutions",
-    "soccer": "goals",
-    "background": "background",
-}
-CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+from avspot.datasets.labels import CLASS_INDEX, CLASSES, OUTPUTS
 
-FRAMERATE = 2
+FRAMERATE = 2  # the official evaluator's frames per second (labels.FPS)
+# The validation metrics that training and search can select models on (``monitor``).
+MONITORS: tuple[str, ...] = ("val_average_map", "val_map")
 THRESHOLDS = np.linspace(0, 1, 200)
 RECALL_POINTS = np.arange(11) / 10
 METRICS: dict[str, np.ndarray] = {
@@ -257,17 +251,6 @@ def average_map(
     return average_map_spots(halves, framerate=framerate, metric=metric, deltas=deltas)
 
 
-def seed_average_map(
-    targets: Sequence[np.ndarray],
-    detections: Sequence[np.ndarray],
-    framerate: float = FRAMERATE,
-    metric: str = "loose",
-    deltas: Sequence[float] | np.ndarray | None = None,
-) -> float:
-    """The seed study's Average-mAP: plain mean of mAP over the deltas (not the official value)."""
-    return average_map(targets, detections, framerate, metric, deltas).seed_average_map
-
-
 def average_map_spots(
     halves: Sequence[HalfSpots],
     framerate: float = FRAMERATE,
@@ -393,17 +376,6 @@ def _trapezoid(values: Sequence[float]) -> float:
 # ---- conversions ---------------------------------------------------------------------------------
 
 
-def class_of_label(label: str) -> int | None:
-    """v1 class index of a SoccerNet label by substring, in the official order (None: no class)."""
-    if "card" in label:
-        return 0
-    if "subs" in label:
-        return 1
-    if "soccer" in label:
-        return 2
-    return None
-
-
 def position_to_frame(position_ms: np.ndarray | int, framerate: float = FRAMERATE) -> np.ndarray:
     """Official frame of a millisecond position: `int(framerate * (ms / 1000))` (truncation)."""
     ms = np.asarray(position_ms, dtype=np.float64)
@@ -434,36 +406,3 @@ def detections_to_dense(
     for frame, c, conf in detections:
         detection[min(int(frame), n_frames - 1), int(c)] = conf
     return detection
-
-
-def spotting_dict_to_dense(
-    spots: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, 3) detection halves from a `results_spotting.json` dict (official rules)."""
-    from avspot.avmodels.results_io import parse_predictions
-
-    n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_predictions(spots, source="<predictions>")
-    frames = position_to_frame(parsed.position_ms, framerate)
-    out = []
-    for half in (1, 2):
-        sel = parsed.half == half
-        dets = zip(frames[sel], parsed.label[sel], parsed.confidence[sel], strict=True)
-        out.append(detections_to_dense(dets, n))
-    return out[0], out[1]
-
-
-def labels_dict_to_dense(
-    labels: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, 3) target halves from a `Labels.json` dict (official `label2vector` rules)."""
-    from avspot.avmodels.results_io import parse_labels
-
-    n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_labels(labels, source="<labels>")
-    frames = parsed.frames(framerate)
-    out = []
-    for half in (1, 2):
-        sel = parsed.half == half
-        out.append(events_to_dense(zip(frames[sel], parsed.label[sel], strict=True), n))
-    return out[0], out[1]

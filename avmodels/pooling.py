@@ -6,7 +6,7 @@ and the learnable clustering layers of Miech et al. (LOUPE) ``softdbow``, ``netf
 and passes only the keyword arguments its constructor accepts.
 
 Every layer also scores a whole half at once: ``forward_sliding(x (N, D), W, S)`` equals
-``forward`` applied to every window of the edge-padded half (``avmodels.sliding``) but computes
+``forward`` applied to every sliding window of the half (``avmodels.sliding``) but computes
 per-frame work (cluster assignments, residual terms) once per frame instead of once per window
 containing it. ``forward_sliding_linear`` additionally applies a linear map (the classifier)
 and, when nothing non-linear follows the aggregation (no context gating), never forms a window
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .gating import ContextGating
-from .sliding import check_window_args, edge_pad, num_windows, window_sums
+from avspot.avmodels.gating import ContextGating
+from avspot.avmodels.sliding import check_window_args, edge_pad, num_windows, window_sums
 
 __all__ = [
     "POOLINGS",
@@ -70,6 +70,7 @@ class Pooling(nn.Module):
     """Base class: ``forward`` (B, T, D) -> (B, out_dim) plus sliding-window inference."""
 
     name: ClassVar[str] = ""
+    has_clusters: ClassVar[bool] = False  # the layer learns cluster centres (``clusters`` = k)
     out_dim: int
 
     def __init__(self, input_dim: int, window_frames: int) -> None:
@@ -168,13 +169,17 @@ def _chunk_windows(bytes_per_window: int, budget: int = _CHUNK_BYTES) -> int:
 # ---- parameter-free poolings ------------------------------------------------------------------
 
 
-@register_pooling("mean")
-class MeanPooling(Pooling):
-    """Average of the frames of the window."""
+class _FramePooling(Pooling):
+    """A parameter-free pooling: the output has the input's width."""
 
     def __init__(self, input_dim: int, window_frames: int) -> None:
         super().__init__(input_dim, window_frames)
         self.out_dim = self.input_dim
+
+
+@register_pooling("mean")
+class MeanPooling(_FramePooling):
+    """Average of the frames of the window."""
 
     def forward(self, x: Tensor) -> Tensor:
         return x.mean(dim=1)  # (B, D)
@@ -186,12 +191,8 @@ class MeanPooling(Pooling):
 
 
 @register_pooling("max")
-class MaxPooling(Pooling):
+class MaxPooling(_FramePooling):
     """Element-wise maximum over the frames of the window."""
-
-    def __init__(self, input_dim: int, window_frames: int) -> None:
-        super().__init__(input_dim, window_frames)
-        self.out_dim = self.input_dim
 
     def forward(self, x: Tensor) -> Tensor:
         return x.amax(dim=1)  # (B, D)
@@ -250,6 +251,8 @@ class _ClusterPooling(Pooling):
     and no gating (sn-spotting's head).
     """
 
+    has_clusters: ClassVar[bool] = True
+
     def __init__(
         self,
         input_dim: int,
@@ -273,9 +276,14 @@ class _ClusterPooling(Pooling):
             self.out_dim = int(pool_out)
         else:
             self.hidden, self.gating, self.out_dim = None, None, agg
+        self.init_aggregation()
 
     def agg_dim(self) -> int:
         raise NotImplementedError
+
+    def init_aggregation(self) -> None:
+        """Create the aggregation's own parameters (cluster centres...), after the head's, so
+        that parameters are drawn in the same order for every layer of the family."""
 
     def assign(self, x: Tensor) -> Tensor:
         """Soft assignment of each frame to the clusters, (..., D) -> (..., K)."""
@@ -329,6 +337,79 @@ class SoftDBoW(_ClusterPooling):
         yield self.head(F.normalize(bow, dim=1))
 
 
+@register_pooling("netfv")
+class NetFV(_ClusterPooling):
+    """NetFV: first- and second-order soft Fisher vector statistics, (B, 2 * K * D)."""
+
+    def init_aggregation(self) -> None:
+        d, k = self.input_dim, self.clusters
+        self.centers = nn.Parameter(torch.randn(k, d) / math.sqrt(d))  # (K, D)
+        self.covar_weights = nn.Parameter(1.0 + torch.randn(k, d) / math.sqrt(d))  # (K, D)
+
+    def agg_dim(self) -> int:
+        return 2 * self.clusters * self.input_dim
+
+    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
+        covar = self.covar_weights.square() + 1e-6  # (K, D) positive variances
+        a_sum = a.sum(dim=1).unsqueeze(2)  # (B, K, 1)
+        at = a.transpose(1, 2)  # (B, K, T)
+        fv1 = torch.bmm(at, x)  # (B, K, D): sum_t a x
+        fv2 = torch.bmm(at, x * x)  # (B, K, D): sum_t a x^2
+        c = self.centers
+        # second order: sum_t a (x - c)^2 / covar^2 - a_sum
+        fv2 = (fv2 - 2 * fv1 * c + a_sum * c.square()) / covar.square() - a_sum
+        fv2 = F.normalize(fv2.flatten(1), dim=1)  # (B, K * D)
+        fv1 = (fv1 - a_sum * c) / covar  # first order
+        fv1 = intra_global_normalize(fv1).flatten(1)  # (B, K * D)
+        return torch.cat([fv1, fv2], dim=1)  # (B, 2 * K * D)
+
+    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
+        """``aggregate`` + ``head`` of every window, with the per-frame work done once.
+
+        x^2 and the assignments are computed once per frame (not once per window that holds the
+        frame); the Fisher-vector algebra runs in place on each chunk's statistics with the
+        per-cluster constants folded; the projection takes the first- and second-order halves
+        as two GEMMs into one output instead of concatenating a (c, 2 K D) descriptor.
+        """
+        k, d = self.clusters, self.input_dim
+        xp = edge_pad(x, w)  # (N + W, D)
+        a = self.assign(xp)  # (N + W, K)
+        n = num_windows(x.shape[0], s)
+        xv = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) views
+        x2v = (xp * xp).unfold(0, w, s)[:n].transpose(1, 2)
+        av = a.unfold(0, w, s)[:n]  # (n, K, W) view
+        covar = self.covar_weights.square() + 1e-6  # (K, D)
+        c = self.centers
+        inv_cov = 1.0 / covar
+        inv_cov2 = inv_cov.square()
+        c_cov2 = -2.0 * c * inv_cov2  # fv2 = x2 / s^2 - 2 fv1 c / s^2 + A (c^2 / s^2 - 1)
+        const2 = c.square() * inv_cov2 - 1.0
+        c_cov = -c * inv_cov  # fv1 = fv1 / s - A c / s
+        kd = k * d
+        w1 = w2 = None
+        if self.hidden is not None:
+            w1, w2 = self.hidden.weight[:, :kd], self.hidden.weight[:, kd:]
+        chunk = max(1, min(256, (256 << 20) // (12 * self.agg_dim())))
+        for i0 in range(0, n, chunk):
+            aw = av[i0 : i0 + chunk]  # (c, K, W)
+            a_sum = aw.sum(2).unsqueeze(2)  # (c, K, 1)
+            fv1 = torch.bmm(aw, xv[i0 : i0 + chunk])  # (c, K, D)
+            fv2 = torch.bmm(aw, x2v[i0 : i0 + chunk])  # (c, K, D)
+            fv2.mul_(inv_cov2).addcmul_(fv1, c_cov2).addcmul_(a_sum, const2)
+            norm2 = torch.linalg.vector_norm(fv2.flatten(1), dim=1).clamp_min_(_EPS)
+            fv2.div_(norm2.view(-1, 1, 1))
+            fv1.mul_(inv_cov).addcmul_(a_sum, c_cov)
+            norm = torch.linalg.vector_norm(fv1, dim=2, keepdim=True)  # (c, K, 1)
+            inv = 1.0 / norm.clamp_min(_EPS)
+            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
+            fv1.mul_(inv / glob)
+            if w1 is None:
+                yield torch.cat([fv1.flatten(1), fv2.flatten(1)], dim=1)
+                continue
+            u = F.linear(fv1.flatten(1), w1).addmm_(fv2.flatten(1), w2.t())
+            yield u if self.gating is None else self.gating(u)
+
+
 class _VLADBase(_ClusterPooling):
     """NetVLAD (``residual=True``) and NetRVLAD (residual-less) aggregation.
 
@@ -338,15 +419,7 @@ class _VLADBase(_ClusterPooling):
 
     residual: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        input_dim: int,
-        window_frames: int,
-        clusters: int = 64,
-        pool_out: int | None = 512,
-        gating: bool = True,
-    ) -> None:
-        super().__init__(input_dim, window_frames, clusters, pool_out, gating)
+    def init_aggregation(self) -> None:
         if self.residual:
             d = self.input_dim
             self.centers = nn.Parameter(torch.randn(self.clusters, d) / math.sqrt(d))  # (K, D)
@@ -470,84 +543,3 @@ class NetRVLAD(_VLADBase):
     """NetRVLAD: NetVLAD without the residual (soft-assigned sums of the frames)."""
 
     residual = False
-
-
-@register_pooling("netfv")
-class NetFV(_ClusterPooling):
-    """NetFV: first- and second-order soft Fisher vector statistics, (B, 2 * K * D)."""
-
-    def __init__(
-        self,
-        input_dim: int,
-        window_frames: int,
-        clusters: int = 64,
-        pool_out: int | None = 512,
-        gating: bool = True,
-    ) -> None:
-        super().__init__(input_dim, window_frames, clusters, pool_out, gating)
-        d, k = self.input_dim, self.clusters
-        self.centers = nn.Parameter(torch.randn(k, d) / math.sqrt(d))  # (K, D)
-        self.covar_weights = nn.Parameter(1.0 + torch.randn(k, d) / math.sqrt(d))  # (K, D)
-
-    def agg_dim(self) -> int:
-        return 2 * self.clusters * self.input_dim
-
-    def aggregate(self, x: Tensor, a: Tensor) -> Tensor:
-        covar = self.covar_weights.square() + 1e-6  # (K, D) positive variances
-        a_sum = a.sum(dim=1).unsqueeze(2)  # (B, K, 1)
-        at = a.transpose(1, 2)  # (B, K, T)
-        fv1 = torch.bmm(at, x)  # (B, K, D): sum_t a x
-        fv2 = torch.bmm(at, x * x)  # (B, K, D): sum_t a x^2
-        c = self.centers
-        # second order: sum_t a (x - c)^2 / covar^2 - a_sum
-        fv2 = (fv2 - 2 * fv1 * c + a_sum * c.square()) / covar.square() - a_sum
-        fv2 = F.normalize(fv2.flatten(1), dim=1)  # (B, K * D)
-        fv1 = (fv1 - a_sum * c) / covar  # first order
-        fv1 = intra_global_normalize(fv1).flatten(1)  # (B, K * D)
-        return torch.cat([fv1, fv2], dim=1)  # (B, 2 * K * D)
-
-    def _sliding_chunks(self, x: Tensor, w: int, s: int) -> Iterator[Tensor]:
-        """``aggregate`` + ``head`` of every window, with the per-frame work done once.
-
-        x^2 and the assignments are computed once per frame (not once per window that holds the
-        frame); the Fisher-vector algebra runs in place on each chunk's statistics with the
-        per-cluster constants folded; the projection takes the first- and second-order halves
-        as two GEMMs into one output instead of concatenating a (c, 2 K D) descriptor.
-        """
-        k, d = self.clusters, self.input_dim
-        xp = edge_pad(x, w)  # (N + W, D)
-        a = self.assign(xp)  # (N + W, K)
-        n = num_windows(x.shape[0], s)
-        xv = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) views
-        x2v = (xp * xp).unfold(0, w, s)[:n].transpose(1, 2)
-        av = a.unfold(0, w, s)[:n]  # (n, K, W) view
-        covar = self.covar_weights.square() + 1e-6  # (K, D)
-        c = self.centers
-        inv_cov = 1.0 / covar
-        inv_cov2 = inv_cov.square()
-        c_cov2 = -2.0 * c * inv_cov2  # fv2 = x2 / s^2 - 2 fv1 c / s^2 + A (c^2 / s^2 - 1)
-        const2 = c.square() * inv_cov2 - 1.0
-        c_cov = -c * inv_cov  # fv1 = fv1 / s - A c / s
-        kd = k * d
-        w1 = w2 = None
-        if self.hidden is not None:
-            w1, w2 = self.hidden.weight[:, :kd], self.hidden.weight[:, kd:]
-        chunk = max(1, min(256, (256 << 20) // (12 * self.agg_dim())))
-        for i0 in range(0, n, chunk):
-            aw = av[i0 : i0 + chunk]  # (c, K, W)
-            a_sum = aw.sum(2).unsqueeze(2)  # (c, K, 1)
-            fv1 = torch.bmm(aw, xv[i0 : i0 + chunk])  # (c, K, D)
-            fv2 = torch.bmm(aw, x2v[i0 : i0 + chunk])  # (c, K, D)
-            fv2.mul_(inv_cov2).addcmul_(fv1, c_cov2).addcmul_(a_sum, const2)
-            norm2 = torch.linalg.vector_norm(fv2.flatten(1), dim=1).clamp_min_(_EPS)
-            fv2.div_(norm2.view(-1, 1, 1))
-            fv1.mul_(inv_cov).addcmul_(a_sum, c_cov)
-            norm = torch.linalg.vector_norm(fv1, dim=2, keepdim=True)  # (c, K, 1)
-            inv = 1.0 / norm.clamp_min(_EPS)
-            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
-            fv1.mul_(inv / glob)
-            if w1 is None:
-                yield torch.cat([fv1.flatten(1), fv2.flatten(1)], dim=1)
-                continue
-            u = F.linear(fv1.flatten(1), w1).addmm_(fv2.flatten(1), w2.t())
-            yield u if self.gating is None else self.gating(u)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -25,25 +23,25 @@ from typing import Any
 import numpy as np
 
 from avspot.avmodels.metrics import (
+    FRAMERATE,
+    detections_to_dense,
+    events_to_dense,
+    official_half_frames,
+    position_to_frame,
+)
+from avspot.datasets.atomic import write_json_atomic
+from avspot.datasets.errors import DataError
+from avspot.datasets.labels import (
     CLASS_INDEX,
     CLASSES,
-    FRAMERATE,
     class_of_label,
-    position_to_frame,
+    format_game_time,
+    parse_game_time,
 )
 
 PREDICTIONS_FILE = "results_spotting.json"
 _HALVES = {"1": 1, "2": 2, 1: 1, 2: 2}  # anything else goes the slow way (and is checked)
 _get = itemgetter
-LABELS_FILE = "Labels.json"
-
-_GAME_TIME = re.compile(r"^\s*(\d)\s*-\s*(\d{1,3}):(\d{1,2})\s*$")
-
-
-def _error(msg: str) -> Exception:
-    from avspot.datasets.errors import DataError
-
-    return DataError(msg)
 
 
 @dataclass(frozen=True)
@@ -82,11 +80,11 @@ def load_json(path: str | os.PathLike[str]) -> Any:
         with open(path, "rb") as f:
             return json.loads(f.read())
     except FileNotFoundError:
-        raise _error(f"{path}: no such file") from None
+        raise DataError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(f"{path}: malformed JSON ({exc})") from None
+        raise DataError(f"{path}: malformed JSON ({exc})") from None
     except OSError as exc:
-        raise _error(f"{path}: cannot read ({exc.strerror})") from None
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def read_predictions(path: str | os.PathLike[str]) -> Predictions:
@@ -98,7 +96,7 @@ def parse_predictions(content: Any, source: str = "<predictions>") -> Prediction
     """Columns of a `results_spotting.json` dict, validated."""
     preds = content.get("predictions") if isinstance(content, Mapping) else None
     if not isinstance(preds, list):
-        raise _error(f"{source}: expected an object with a 'predictions' list")
+        raise DataError(f"{source}: expected an object with a 'predictions' list")
     try:  # fast path: the common, well-formed file (each column in one C-level pass)
         n = len(preds)
         out = Predictions(
@@ -125,12 +123,12 @@ def _parse_slow(preds: list, source: str) -> tuple[list, list, list, list]:
     for i, p in enumerate(preds):
         where = f"{source}: prediction {i}"
         if not isinstance(p, Mapping):
-            raise _error(f"{where}: expected an object, got {type(p).__name__}")
+            raise DataError(f"{where}: expected an object, got {type(p).__name__}")
         for key in ("half", "position", "label", "confidence"):
             if key not in p:
-                raise _error(f"{where}: missing {key!r}")
+                raise DataError(f"{where}: missing {key!r}")
         if p["label"] not in CLASS_INDEX:
-            raise _error(
+            raise DataError(
                 f"{where}: unknown label {p['label']!r} (expected one of {', '.join(CLASSES)})"
             )
         half.append(_to_int(p["half"], where, "half"))
@@ -141,7 +139,7 @@ def _parse_slow(preds: list, source: str) -> tuple[list, list, list, list]:
                 raise TypeError
             confidence.append(float(p["confidence"]))
         except (TypeError, ValueError):
-            raise _error(f"{where}: confidence {p['confidence']!r} is not a number") from None
+            raise DataError(f"{where}: confidence {p['confidence']!r} is not a number") from None
     return half, position, label, confidence
 
 
@@ -158,16 +156,16 @@ def _to_int(value: Any, where: str, key: str) -> int:
             raise OverflowError
         return out
     except (TypeError, ValueError, OverflowError):
-        raise _error(f"{where}: {key} {value!r} is not an integer") from None
+        raise DataError(f"{where}: {key} {value!r} is not an integer") from None
 
 
 def _check_columns(half: np.ndarray, position: np.ndarray, source: str, what: str) -> None:
     bad = np.flatnonzero((half != 1) & (half != 2))
     if bad.size:
-        raise _error(f"{source}: {what} {bad[0]}: half {half[bad[0]]} is not 1 or 2")
+        raise DataError(f"{source}: {what} {bad[0]}: half {half[bad[0]]} is not 1 or 2")
     bad = np.flatnonzero(position < 0)
     if bad.size:
-        raise _error(f"{source}: {what} {bad[0]}: negative position {position[bad[0]]} ms")
+        raise DataError(f"{source}: {what} {bad[0]}: negative position {position[bad[0]]} ms")
 
 
 def read_labels(path: str | os.PathLike[str]) -> Labels:
@@ -185,23 +183,26 @@ def parse_labels(content: Any, source: str = "<labels>") -> Labels:
     """
     annotations = content.get("annotations") if isinstance(content, Mapping) else None
     if not isinstance(annotations, list):
-        raise _error(f"{source}: expected an object with an 'annotations' list")
+        raise DataError(f"{source}: expected an object with an 'annotations' list")
     half, position, label = [], [], []
     for i, a in enumerate(annotations):
         where = f"{source}: annotation {i}"
         if not isinstance(a, Mapping) or "gameTime" not in a or "label" not in a:
-            raise _error(f"{where}: expected an object with 'gameTime' and 'label'")
-        m = _GAME_TIME.match(a["gameTime"]) if isinstance(a["gameTime"], str) else None
-        if m is None:
-            raise _error(f"{where}: malformed gameTime {a['gameTime']!r} (expected 'H - MM:SS')")
+            raise DataError(f"{where}: expected an object with 'gameTime' and 'label'")
+        try:
+            game_half, seconds = parse_game_time(a["gameTime"])
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
         c = class_of_label(a["label"]) if isinstance(a["label"], str) else None
         if c is None:
-            raise _error(f"{where}: unknown label {a['label']!r} (no card, subs or soccer in it)")
-        half.append(int(m.group(1)))
+            raise DataError(
+                f"{where}: unknown label {a['label']!r} (no card, subs or soccer in it)"
+            )
+        half.append(game_half)
         if "position" in a:
             position.append(_to_int(a["position"], where, "position"))
         else:
-            position.append(1000 * (60 * int(m.group(2)) + int(m.group(3))))
+            position.append(1000 * seconds)
         label.append(c)
     out = Labels(
         np.asarray(half, dtype=np.int64),
@@ -230,12 +231,6 @@ def find_games(root: str | os.PathLike[str], filename: str) -> dict[str, Path]:
 # ---- writing -------------------------------------------------------------------------------------
 
 
-def game_time(half: int, position_ms: int) -> str:
-    """SoccerNet gameTime of a position: (1, 754000) -> "1 - 12:34"."""
-    sec = int(position_ms) // 1000
-    return f"{half} - {sec // 60:02d}:{sec % 60:02d}"
-
-
 def predictions_json(
     game: str, predictions: Iterable[tuple[int, int, str, float]]
 ) -> dict[str, Any]:
@@ -243,12 +238,12 @@ def predictions_json(
     rows = []
     for half, position_ms, label, confidence in predictions:
         if label not in CLASS_INDEX:
-            raise _error(
+            raise DataError(
                 f"game {game}: unknown label {label!r} (expected one of {', '.join(CLASSES)})"
             )
         rows.append(
             {
-                "gameTime": game_time(int(half), int(position_ms)),
+                "gameTime": format_game_time(int(half), int(position_ms) // 1000),
                 "label": label,
                 "position": str(int(position_ms)),
                 "half": str(int(half)),
@@ -269,14 +264,33 @@ def write_predictions(
     return path
 
 
-def write_json_atomic(path: Path, content: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# ---- dense vectors (the official evaluator's form; tests compare against it) -----------------
+
+
+def spotting_dict_to_dense(
+    spots: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two (N, 3) detection halves from a `results_spotting.json` dict (official rules)."""
+    n = official_half_frames(framerate) if n_frames is None else n_frames
+    parsed = parse_predictions(spots, source="<predictions>")
+    frames = position_to_frame(parsed.position_ms, framerate)
+    out = []
+    for half in (1, 2):
+        sel = parsed.half == half
+        dets = zip(frames[sel], parsed.label[sel], parsed.confidence[sel], strict=True)
+        out.append(detections_to_dense(dets, n))
+    return out[0], out[1]
+
+
+def labels_dict_to_dense(
+    labels: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two (N, 3) target halves from a `Labels.json` dict (official `label2vector` rules)."""
+    n = official_half_frames(framerate) if n_frames is None else n_frames
+    parsed = parse_labels(labels, source="<labels>")
+    frames = parsed.frames(framerate)
+    out = []
+    for half in (1, 2):
+        sel = parsed.half == half
+        out.append(events_to_dense(zip(frames[sel], parsed.label[sel], strict=True), n))
+    return out[0], out[1]

@@ -1,10 +1,12 @@
-"""The one definition of sliding windows over a half, shared by every pooling layer.
+"""Sliding windows over a half as tensors, shared by every pooling layer's sliding inference.
 
-A half of N frames is edge-padded with ``W // 2`` copies of its first frame at the start and
-``W - W // 2`` copies of its last frame at the end (padded length ``N + W``). Window ``i`` covers
-padded frames ``[i * S, i * S + W)`` and is therefore centred on original frame ``i * S``;
-there are ``ceil(N / S)`` windows. ``windows_reference`` materialises the windows and exists for
-tests and benchmarks only; the pooling layers compute the same result without it.
+The windows are the ones ``avspot.datasets.windows.sliding_starts`` defines: window ``i`` is
+centred on frame ``i * S`` (``ceil(N / S)`` windows), frames outside the half repeat its edges.
+Here a half of N frames is edge-padded with ``W // 2`` copies of its first frame at the start
+and ``W - W // 2`` copies of its last frame at the end (padded length ``N + W``, one spare frame
+so that blocks of W frames tile it), so window ``i`` covers padded frames ``[i * S, i * S + W)``.
+``windows_reference`` materialises the windows and exists for tests and benchmarks only; the
+pooling layers compute the same result without it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import math
 import torch
 from torch import Tensor
 
+from avspot.datasets.windows import n_sliding_windows
+
 __all__ = [
     "check_window_args",
     "edge_pad",
     "num_windows",
-    "window_starts",
     "window_sums",
     "windows_reference",
 ]
@@ -36,7 +39,7 @@ def check_window_args(x: Tensor, window_frames: int, stride_frames: int) -> None
 
 def num_windows(n_frames: int, stride_frames: int) -> int:
     """Number of windows of a half: one centred on every ``stride_frames``-th frame."""
-    return math.ceil(n_frames / stride_frames)
+    return n_sliding_windows(n_frames, stride_frames)
 
 
 def edge_pad(x: Tensor, window_frames: int) -> Tensor:
@@ -45,12 +48,6 @@ def edge_pad(x: Tensor, window_frames: int) -> Tensor:
     head = x[:1].expand(w // 2, -1)
     tail = x[-1:].expand(w - w // 2, -1)
     return torch.cat([head, x, tail], dim=0)  # (N + W, D)
-
-
-def window_starts(n_frames: int, window_frames: int, stride_frames: int) -> Tensor:
-    """Start index of every window in the padded sequence, (n_windows,) int64."""
-    del window_frames  # the start does not depend on W: the padding does
-    return torch.arange(num_windows(n_frames, stride_frames)) * int(stride_frames)
 
 
 def windows_reference(x: Tensor, window_frames: int, stride_frames: int) -> Tensor:

@@ -1,5 +1,7 @@
+"""``python -m avspot``: the ``avspot`` command."""
+
 import sys
 
-from avspot.search.cli import main
+from avspot.search.cli.main import main
 
 sys.exit(main())

@@ -5,7 +5,7 @@
 
 Writes a SoccerNet-layout tree of `--games` games (two halves of 45 min plus 0-3 min of stoppage
 time, real event rates: 4.4 cards, 5.1 substitutions, 3.1 goals per game) with one prediction
-per second per class, then times (DESIGN section 9):
+per second per class, then times (targets: docs/contracts.md, performance):
   1. the computation: the official `average_mAP` on the dense per-half arrays against
      `metrics.average_map` on the same arrays (target >= 100x);
   2. the whole command: the official `evaluate` (JSON reading included) against
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from avspot.avmodels.metrics import average_map
-    from avspot.search.cli import main as cli_main
+    from avspot.search.cli.main import main as cli_main
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.workdir or tmp)

@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from avspot.avmodels import ModelConfig, build_model, count_parameters
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.fusion import build_model, count_parameters
 
 CONFIGS: dict[str, dict[str, object]] = {
     "netvlad64": {"fusion": "video", "pooling": "netvlad", "clusters": 64},

@@ -2,7 +2,7 @@
 
 Both train the same configuration on the same synthetic table for the same epochs; the figure is
 the median per-epoch `train_samples_per_s` the trainer reports (training time only, validation
-excluded) and their ratio (DESIGN section 9 target: Tune within 1.25x of the bare loop).
+excluded) and their ratio (target in docs/contracts.md: Tune within 1.15x of the bare loop).
 
     .venv/bin/python benchmarks/bench_platform.py [--games 8] [--half-minutes 10] [--epochs 3]
 """
@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from avspot.avmodels.data import ChunkBatches
-    from avspot.avmodels.trainer import TrainConfig, Trainer
+    from avspot.avmodels.train_config import TrainConfig
+    from avspot.avmodels.trainer import Trainer
     from avspot.datasets.synth import synthesize
     from avspot.datasets.table import iter_halves, read_halves
-    from avspot.search.tuner import SearchOptions, run_search
+    from avspot.search.tuning.tuner import SearchOptions, run_search
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides.update(max_epochs=str(args.epochs), val_spotting="false", monitor="val_map")

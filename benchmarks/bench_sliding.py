@@ -54,7 +54,8 @@ def child(config: str, method: str, stride: int, args: argparse.Namespace, out: 
     """Score one half with one method; print a JSON line, save the logits to ``out``."""
     import torch
 
-    from avspot.avmodels import ModelConfig, build_model
+    from avspot.avmodels.config import ModelConfig
+    from avspot.avmodels.fusion import build_model
     from avspot.avmodels.sliding import edge_pad, num_windows
 
     torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@
 Synthesizes a small table (``avspot.datasets.synth.synthesize``; or ``--table URI``), reads its
 train split into ``avmodels.data.ChunkBatches`` and times ``Trainer.train_epoch`` (forward +
 backward + Adam, batch 256, T = 20 s, 512-d per modality) over ``--batches`` batches after one
-warm-up batch; also the batching alone. Prints figures, asserts nothing (DESIGN section 9
+warm-up batch; also the batching alone. Prints figures, asserts nothing (docs/contracts.md, performance
 compares them with sn-spotting's NetVLAD on the same machine: k=64 712 windows/s, k=512 90).
 """
 
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from avspot.avmodels.data import ChunkBatches
-    from avspot.avmodels.trainer import TrainConfig, Trainer
+    from avspot.avmodels.train_config import TrainConfig
+    from avspot.avmodels.trainer import Trainer
     from avspot.datasets.table import iter_halves
 
     torch.set_num_threads(args.threads)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 return itertools.islice(stream(epoch), count)
 
             trainer.train_epoch(0, lambda e: limited(e, 1))  # warm-up
-            _, samples, seconds = trainer.train_epoch(1, lambda e: limited(e, args.batches))
+            _, _, samples, seconds = trainer.train_epoch(1, lambda e: limited(e, args.batches))
             print(
                 f"train loop fusion={fusion} pooling={args.pooling} k={args.clusters} "
                 f"pool_out={args.pool_out} "

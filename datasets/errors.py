@@ -1,4 +1,4 @@
-"""The one exception for bad input (DESIGN section 8): the CLI maps it to exit code 2."""
+"""The one exception for bad input (docs/contracts.md, bad-input policy): the CLI maps it to exit 2."""
 
 
 class DataError(ValueError):
@@ -6,3 +6,8 @@ class DataError(ValueError):
 
     The message is one line that names the file, game or parameter and says what is wrong.
     """
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace collapsed, at most ``limit`` characters)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

@@ -6,8 +6,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from avspot.datasets.halves import SPLITS
 from avspot.datasets.labels import CLASSES, DISPLAY_NAMES
-from avspot.datasets.table import SPLITS, _join, _storage_errors, read_manifest, resolve
+from avspot.datasets.manifest import read_manifest
+from avspot.datasets.storage import join, resolve, storage_errors
 
 
 def inspect_table(uri: str, endpoint: str | None = None) -> dict[str, Any]:
@@ -17,8 +19,8 @@ def inspect_table(uri: str, endpoint: str | None = None) -> dict[str, Any]:
     """
     m = read_manifest(uri, endpoint)
     fs, root = resolve(uri, endpoint)
-    with _storage_errors(uri, "listing data files"):
-        infos = fs.get_file_info([_join(root, f["path"]) for f in m.files])
+    with storage_errors(uri, "listing data files"):
+        infos = fs.get_file_info([join(root, f["path"]) for f in m.files])
     missing = [
         f["path"] for f, i in zip(m.files, infos, strict=True) if i.type == pafs.FileType.NotFound
     ]

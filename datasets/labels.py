@@ -1,4 +1,7 @@
-"""Shared label vocabulary: SoccerNet v1 raw labels, the three classes, game-time parsing."""
+"""The one vocabulary: SoccerNet v1 raw labels, the three classes, outputs, game time.
+
+Everything else (models, metrics, reports, plots) reads these names from here.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,16 @@ import re
 from avspot.datasets.errors import DataError
 
 CLASSES: tuple[str, ...] = ("card", "subs", "soccer")
-DISPLAY_NAMES: dict[str, str] = {"card": "cards", "subs": "substitutions", "soccer": "goals"}
-NUM_OUTPUTS = 4  # logits: card, subs, soccer, background
-BACKGROUND = 3  # index of the background output
+OUTPUTS: tuple[str, ...] = (*CLASSES, "background")  # model logits, in this order
+NUM_OUTPUTS = len(OUTPUTS)
+BACKGROUND = OUTPUTS.index("background")
 CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+DISPLAY_NAMES: dict[str, str] = {
+    "card": "cards",
+    "subs": "substitutions",
+    "soccer": "goals",
+    "background": "background",
+}
 RAW_LABELS: tuple[str, ...] = (
     "soccer-ball",
     "soccer-ball-own",
@@ -19,27 +28,26 @@ RAW_LABELS: tuple[str, ...] = (
     "yr-card",
     "substitution-in",
 )
-FPS = 2.0  # SoccerNet v1 feature rate, frames per second
+FPS = 2.0  # SoccerNet v1 feature rate, frames per second (also the official evaluator's)
 
+# "H - MM:SS": half 1 or 2, minutes may exceed 45 (stoppage time).
 _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):([0-5]\d)\s*$")
 
 
+def class_of_label(raw_label: str) -> int | None:
+    """Class index of a label by substring in the official order card, subs, soccer (None: no
+    class), exactly as the official evaluator maps labels."""
+    for i, name in enumerate(CLASSES):
+        if name in raw_label:
+            return i
+    return None
+
+
 def label_to_class(raw_label: str) -> str:
-    """Map a SoccerNet v1 label to its class by substring, as the official evaluator does."""
+    """Class name of a SoccerNet v1 label; DataError for a label outside the v1 vocabulary."""
     if raw_label not in RAW_LABELS:
         raise DataError(f"unknown label {raw_label!r} (expected one of {', '.join(RAW_LABELS)})")
-    for name in CLASSES:
-        if name in raw_label:
-            return name
-    raise AssertionError(raw_label)  # unreachable: every raw label contains a class name
-
-
-def class_index(label: str) -> int:
-    """Index of a class (card=0, subs=1, soccer=2) in the model outputs."""
-    try:
-        return CLASS_INDEX[label]
-    except KeyError:
-        raise DataError(f"unknown class {label!r} (expected one of {', '.join(CLASSES)})") from None
+    return CLASSES[class_of_label(raw_label)]  # every raw label contains a class name
 
 
 def parse_game_time(game_time: str) -> tuple[int, int]:
@@ -52,6 +60,7 @@ def parse_game_time(game_time: str) -> tuple[int, int]:
 
 def format_game_time(half: int, seconds: int) -> str:
     """Inverse of parse_game_time: (2, 2121) -> "2 - 35:21"."""
+    seconds = int(seconds)
     return f"{half} - {seconds // 60:02d}:{seconds % 60:02d}"
 
 

@@ -16,11 +16,11 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
-from avspot.datasets.errors import DataError
+from avspot.datasets.errors import DataError, one_line
+from avspot.datasets.halves import SPLITS, Event, Half
 from avspot.datasets.labels import (
     FPS,
     format_game_time,
@@ -28,29 +28,10 @@ from avspot.datasets.labels import (
     parse_game_time,
     time_to_frame,
 )
-from avspot.datasets.table import SPLITS, Event, Half, Manifest, write_table
-
-LABELS_FILE = "Labels.json"
-FEATURE_DIM = 512
-_OFFICIAL_FILES = {
-    "train": "SoccerNetGamesTrain.json",
-    "valid": "SoccerNetGamesValid.json",
-    "test": "SoccerNetGamesTest.json",
-}
-
-
-def official_splits() -> dict[str, list[str]]:
-    """The official SoccerNet v1 game lists (300/100/100), as ``league/season/game`` paths."""
-    out: dict[str, list[str]] = {}
-    for split, name in _OFFICIAL_FILES.items():
-        nested = json.loads(resources.files("avspot.datasets").joinpath("splits", name).read_text())
-        out[split] = [
-            f"{lg}/{season}/{game}"
-            for lg, seasons in nested.items()
-            for season, games in seasons.items()
-            for game in games
-        ]
-    return out
+from avspot.datasets.layout import FEATURE_DIM, LABELS_FILE, official_splits
+from avspot.datasets.manifest import Manifest
+from avspot.datasets.progress import progress as bar
+from avspot.datasets.table import write_table
 
 
 @dataclass
@@ -111,7 +92,7 @@ def _plan_games(root: str, splits: str) -> list[_Game]:
         with open(splits) as f:
             spec = json.load(f)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{splits}: cannot read split file: {' '.join(str(exc).split())}") from None
+        raise DataError(f"{splits}: cannot read split file: {one_line(exc)}") from None
     if not isinstance(spec, dict) or not all(isinstance(v, list) for v in spec.values()):
         raise DataError(f'{splits}: expected {{"train": [...], "valid": [...], "test": [...]}}')
     bad = [s for s in spec if s not in SPLITS]
@@ -139,7 +120,7 @@ def _npy_shape(path: str, game: str) -> tuple[int, ...]:
     try:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read .npy: {' '.join(str(exc).split())}") from None
+        raise DataError(f"{path}: cannot read .npy: {one_line(exc)}") from None
     return tuple(arr.shape)
 
 
@@ -152,7 +133,7 @@ def _read_labels(g: _Game) -> list[tuple[int, int, str]]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: malformed {LABELS_FILE}: {' '.join(str(exc).split())}") from None
+        raise DataError(f"{path}: malformed {LABELS_FILE}: {one_line(exc)}") from None
     anns = data.get("annotations") if isinstance(data, dict) else None
     if not isinstance(anns, list):
         raise DataError(f'{path}: malformed {LABELS_FILE}: expected {{"annotations": [...]}}')
@@ -247,16 +228,21 @@ def ingest(
     max_length_diff: int = 5,
     overwrite: bool = False,
     endpoint: str | None = None,
+    progress: bool = False,
 ) -> Manifest:
-    """Turn a SoccerNet v1 tree into a feature table at ``out`` (atomic); return its manifest."""
+    """Turn a SoccerNet v1 tree into a feature table at ``out`` (atomic); return its manifest.
+
+    ``progress`` shows a bar of halves written on stderr (when it is a terminal).
+    """
     if not os.path.isdir(root):
         raise DataError(f"--soccernet {root!r}: not a directory")
     if max_length_diff < 0:
         raise DataError(f"--max-length-diff {max_length_diff}: must be >= 0")
     games = sorted(_plan_games(root, splits), key=lambda g: (SPLITS.index(g.split), g.key))
     checked = [_check_game(g, video_features, audio_features, max_length_diff) for g in games]
+    halves = _halves(checked, video_features, audio_features)
     return write_table(
-        _halves(checked, video_features, audio_features),
+        bar(halves, total=2 * len(checked), desc="ingest", enabled=progress, unit="half"),
         out,
         source=f"soccernet:{os.path.abspath(root)}",
         seed=None,

@@ -28,8 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.halves import SPLITS, Event, Half
 from avspot.datasets.labels import FPS, label_to_class
-from avspot.datasets.table import SPLITS, Event, Half, Manifest, write_table
+from avspot.datasets.manifest import Manifest
+from avspot.datasets.progress import progress as bar
+from avspot.datasets.table import write_table
 
 DIM = 512
 BASIS_SEED = 20_190_419  # fixed "feature extractor": tables of any seed share one feature space
@@ -444,11 +447,15 @@ def synthesize(
     half_minutes: float = 45.0,
     overwrite: bool = False,
     endpoint: str | None = None,
+    progress: bool = False,
 ) -> Manifest:
-    """Write ``games`` synthetic games to a feature table at ``out`` (atomic); return its manifest."""
+    """Write ``games`` synthetic games to a feature table at ``out`` (atomic); return its manifest.
+
+    ``progress`` shows a bar of halves written on stderr (when it is a terminal).
+    """
     halves = synth_games(games, seed, half_minutes)
     return write_table(
-        halves,
+        bar(halves, total=2 * games, desc="synth", enabled=progress, unit="half"),
         out,
         source="synthetic",
         seed=seed,

@@ -26,15 +26,12 @@ zstd level 1 with BYTE_STREAM_SPLIT on the float columns, dictionary encoding on
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -42,19 +39,25 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.halves import SPLITS, Event, Half
 from avspot.datasets.labels import CLASSES, RAW_LABELS
+from avspot.datasets.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    Counter,
+    Manifest,
+    half_digest,
+    load_manifest,
+    read_manifest,
+    table_fingerprint,
+)
+from avspot.datasets.storage import is_s3, join, resolve, storage_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
 
-SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
 HALVES_PER_FILE = 16  # about 350 MB of 45-min halves per file: Ray reads files in parallel
-S3_CONNECT_TIMEOUT_S = 3.0
-S3_REQUEST_TIMEOUT_S = 10.0  # socket read timeout (between bytes), not a total
-S3_MAX_ATTEMPTS = 2
-ENCODING = "video/audio: list<fixed_size_list<float32, D>> (one list per frame), row group per half"
+
 
 EVENT_TYPE = pa.struct(
     [
@@ -64,161 +67,6 @@ EVENT_TYPE = pa.struct(
         ("position_ms", pa.int64()),
     ]
 )
-
-
-@dataclass
-class Event:
-    """One annotated action in a half."""
-
-    frame: int  # index at fps, int(fps * seconds)
-    label: str  # class: card | subs | soccer
-    raw_label: str  # SoccerNet v1 label string
-    position_ms: int  # milliseconds from the half's start
-
-
-@dataclass
-class Half:
-    """The features and events of one game half."""
-
-    game: str
-    half: int
-    split: str
-    fps: float
-    video: np.ndarray  # (N, 512) float32
-    audio: np.ndarray  # (N, 512) float32
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.video.shape[0])
-
-
-@dataclass
-class Manifest:
-    """What a table holds and which files make it up; written last, as the commit marker."""
-
-    schema_version: int
-    source: str
-    seed: int | None
-    counts: dict[str, Any]
-    frames: int
-    bytes: int
-    fingerprint: str
-    files: list[dict[str, Any]]  # {"path" (relative to the table), "split", "bytes", "halves"}
-    fps: float
-    feature_dims: dict[str, int]
-    encoding: str = ENCODING
-    created: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # generator / ingest parameters
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "source": self.source,
-            "seed": self.seed,
-            "fingerprint": self.fingerprint,
-            "counts": self.counts,
-            "frames": self.frames,
-            "bytes": self.bytes,
-            "fps": self.fps,
-            "feature_dims": self.feature_dims,
-            "encoding": self.encoding,
-            "created": self.created,
-            "params": self.params,
-            "files": self.files,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
-        return cls(
-            schema_version=int(d["schema_version"]),
-            source=str(d["source"]),
-            seed=d.get("seed"),
-            counts=dict(d["counts"]),
-            frames=int(d["frames"]),
-            bytes=int(d["bytes"]),
-            fingerprint=str(d["fingerprint"]),
-            files=list(d["files"]),
-            fps=float(d["fps"]),
-            feature_dims=dict(d["feature_dims"]),
-            encoding=str(d.get("encoding", ENCODING)),
-            created=str(d.get("created", "")),
-            params=dict(d.get("params") or {}),
-        )
-
-
-# ---- storage ------------------------------------------------------------------------------------
-
-
-def _endpoint_from_env() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-
-
-def resolve(uri: str, endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
-    """Turn a table URI into (filesystem, path); ``s3://`` uses ``endpoint`` or $AWS_ENDPOINT_URL.
-
-    Credentials come from the standard AWS chain (environment, config files); they are never
-    read, printed or stored here. Timeouts and retries are short so that an unreachable
-    endpoint fails within seconds (as DataError, on first use).
-    """
-    if not isinstance(uri, str) or not uri.strip():
-        raise DataError(f"table URI {uri!r}: empty")
-    if uri.startswith("s3://"):
-        path = uri[len("s3://") :].strip("/")
-        if not path:
-            raise DataError(f"table URI {uri!r}: expected s3://bucket/prefix")
-        kwargs: dict[str, Any] = {
-            "connect_timeout": S3_CONNECT_TIMEOUT_S,
-            "request_timeout": S3_REQUEST_TIMEOUT_S,
-            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS),
-            "region": os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1",
-        }
-        endpoint = endpoint or _endpoint_from_env()
-        if endpoint:
-            parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise DataError(f"S3 endpoint {endpoint!r}: expected http(s)://host:port")
-            kwargs["endpoint_override"] = parts.netloc
-            kwargs["scheme"] = parts.scheme
-        try:
-            return pafs.S3FileSystem(**kwargs), path
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{uri}: cannot set up S3 access: {_one_line(exc)}") from None
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        local = parts.path
-    elif parts.scheme and len(parts.scheme) > 1:  # a one-letter scheme is a Windows drive
-        raise DataError(
-            f"table URI {uri!r}: unsupported scheme {parts.scheme!r} (use a path or s3://)"
-        )
-    else:
-        local = uri
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-@contextlib.contextmanager
-def _storage_errors(uri: str, what: str) -> Iterator[None]:
-    """Turn storage failures (unreachable endpoint, missing bucket, corrupt file) into DataError."""
-    try:
-        yield
-    except DataError:
-        raise
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{uri}: {what} failed: {_one_line(exc)}") from None
-
-
-def _join(root: str, rel: str) -> str:
-    return f"{root.rstrip('/')}/{rel}"
-
-
-def _is_s3(fs: pafs.FileSystem) -> bool:
-    return isinstance(fs, pafs.S3FileSystem)
 
 
 # ---- Arrow conversion -----------------------------------------------------------------------------
@@ -384,74 +232,6 @@ def half_from_row(row: Mapping[str, Any]) -> Half:
     )
 
 
-# ---- fingerprint and counts ---------------------------------------------------------------------
-
-
-def half_digest(h: Half) -> str:
-    """sha256 of a half's canonical content: header (JSON), then video and audio float32 bytes."""
-    header = {
-        "game": h.game,
-        "half": int(h.half),
-        "split": h.split,
-        "fps": float(h.fps),
-        "shape": [list(h.video.shape), list(h.audio.shape)],
-        "events": [[e.frame, e.label, e.raw_label, e.position_ms] for e in h.events],
-    }
-    d = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    d.update(np.ascontiguousarray(h.video, dtype="<f4").data)
-    d.update(np.ascontiguousarray(h.audio, dtype="<f4").data)
-    return d.hexdigest()
-
-
-def table_fingerprint(half_digests: Iterable[tuple[str, str, int, str]]) -> str:
-    """sha256 over sorted (split, game, half, digest) lines: independent of order and layout."""
-    lines = sorted(f"{s}\t{g}\t{h}\t{d}" for s, g, h, d in half_digests)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def _empty_counts() -> dict[str, Any]:
-    return {
-        "games": 0,
-        "halves": 0,
-        "events": 0,
-        "frames": 0,
-        "per_class": dict.fromkeys(CLASSES, 0),
-    }
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.games: dict[str, set[str]] = {s: set() for s in SPLITS}
-        self.seen: set[tuple[str, int]] = set()
-        self.total = _empty_counts()
-        self.per_split = {s: _empty_counts() for s in SPLITS}
-        self.per_raw = dict.fromkeys(RAW_LABELS, 0)
-
-    def add(self, h: Half) -> None:
-        key = (h.game, h.half)
-        if key in self.seen:
-            raise DataError(f"game {h.game!r} half {h.half} appears twice")
-        other = [s for s in SPLITS if s != h.split and h.game in self.games[s]]
-        if other:
-            raise DataError(f"game {h.game!r} is in splits {other[0]!r} and {h.split!r}")
-        self.seen.add(key)
-        self.games[h.split].add(h.game)
-        for c in (self.total, self.per_split[h.split]):
-            c["halves"] += 1
-            c["events"] += len(h.events)
-            c["frames"] += h.n_frames
-            for e in h.events:
-                c["per_class"][e.label] += 1
-        for e in h.events:
-            self.per_raw[e.raw_label] += 1
-
-    def result(self) -> dict[str, Any]:
-        for s in SPLITS:
-            self.per_split[s]["games"] = len(self.games[s])
-        self.total["games"] = sum(len(g) for g in self.games.values())
-        return {**self.total, "per_raw_label": self.per_raw, "per_split": self.per_split}
-
-
 # ---- writing -------------------------------------------------------------------------------------
 
 _PARQUET_OPTIONS: dict[str, Any] = {
@@ -474,10 +254,10 @@ class _Staging:
     def __init__(self, fs: pafs.FileSystem, root: str, uri: str, overwrite: bool) -> None:
         self.fs, self.root, self.uri = fs, root, uri
         token = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-        self.s3 = _is_s3(fs)
+        self.s3 = is_s3(fs)
         self.old_manifest: Manifest | None = None
         info = fs.get_file_info(root)
-        manifest_info = fs.get_file_info(_join(root, MANIFEST_NAME))
+        manifest_info = fs.get_file_info(join(root, MANIFEST_NAME))
         exists = manifest_info.type == pafs.FileType.File
         if self.s3:
             bucket = root.split("/", 1)[0]
@@ -501,11 +281,11 @@ class _Staging:
             )
         if exists:
             with contextlib.suppress(DataError, KeyError, ValueError):
-                self.old_manifest = _load_manifest(fs, root, uri)
+                self.old_manifest = load_manifest(fs, root, uri)
         if self.s3:
             self.prefix = f"v-{token}/"  # data files live under URI/v-<token>/...
             self.data_root = root
-            self.dir = _join(root, self.prefix.rstrip("/"))
+            self.dir = join(root, self.prefix.rstrip("/"))
         else:
             parent, name = os.path.split(root.rstrip("/"))
             fs.create_dir(parent, recursive=True)
@@ -517,13 +297,13 @@ class _Staging:
 
     def path(self, rel: str) -> str:
         """Absolute path where a relative data file is written."""
-        return _join(self.data_root, self.prefix + rel)
+        return join(self.data_root, self.prefix + rel)
 
     def commit(self, manifest: Manifest) -> None:
         payload = json.dumps(manifest.to_dict(), indent=1).encode()
         if self.s3:
             # The manifest is the commit marker: one PUT, after every data file is complete.
-            with self.fs.open_output_stream(_join(self.root, MANIFEST_NAME)) as f:
+            with self.fs.open_output_stream(join(self.root, MANIFEST_NAME)) as f:
                 f.write(payload)
             if self.old_manifest is not None:
                 self._delete_files(self.root, self.old_manifest)
@@ -547,7 +327,7 @@ class _Staging:
             if self.prefix.startswith(top + "/"):
                 continue
             with contextlib.suppress(Exception):
-                self.fs.delete_dir(_join(root, top))
+                self.fs.delete_dir(join(root, top))
 
 
 def write_table(
@@ -566,7 +346,7 @@ def write_table(
     Refuses an existing table unless ``overwrite``. On any failure nothing readable is left.
     """
     fs, root = resolve(uri, endpoint)
-    with _storage_errors(uri, "write"):
+    with storage_errors(uri, "write"):
         staging = _Staging(fs, root, uri, overwrite)
         try:
             manifest = _write_files(halves, staging, source, seed, params or {}, halves_per_file)
@@ -585,7 +365,7 @@ def _write_files(
     params: Mapping[str, Any],
     halves_per_file: int,
 ) -> Manifest:
-    counter = _Counter()
+    counter = Counter()
     digests: list[tuple[str, str, int, str]] = []
     writers: dict[str, tuple[pq.ParquetWriter, Any, dict[str, Any]]] = {}
     parts = dict.fromkeys(SPLITS, 0)
@@ -664,32 +444,6 @@ def _write_files(
 # ---- reading -------------------------------------------------------------------------------------
 
 
-def _load_manifest(fs: pafs.FileSystem, root: str, uri: str) -> Manifest:
-    path = _join(root, MANIFEST_NAME)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        raise DataError(f"{uri}: not a feature table ({MANIFEST_NAME} not found)")
-    with fs.open_input_stream(path) as f:
-        raw = f.read()
-    try:
-        d = json.loads(raw)
-        m = Manifest.from_dict(d)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{uri}/{MANIFEST_NAME}: malformed manifest: {_one_line(exc)}") from None
-    if m.schema_version > SCHEMA_VERSION:
-        raise DataError(
-            f"{uri}: table schema version {m.schema_version} is newer than this avspot's "
-            f"({SCHEMA_VERSION}); upgrade avspot"
-        )
-    return m
-
-
-def read_manifest(uri: str, endpoint: str | None = None) -> Manifest:
-    """The manifest of the table at ``uri``; DataError when there is none."""
-    fs, root = resolve(uri, endpoint)
-    with _storage_errors(uri, "reading the manifest"):
-        return _load_manifest(fs, root, uri)
-
-
 def _check_split(split: str | None) -> None:
     if split is not None and split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
@@ -701,9 +455,9 @@ def data_files(
     """(filesystem, paths) of the Parquet files that the manifest lists, optionally of one split."""
     _check_split(split)
     fs, root = resolve(uri, endpoint)
-    with _storage_errors(uri, "reading the manifest"):
-        m = _load_manifest(fs, root, uri)
-    return fs, [_join(root, f["path"]) for f in m.files if split is None or f["split"] == split]
+    with storage_errors(uri, "reading the manifest"):
+        m = load_manifest(fs, root, uri)
+    return fs, [join(root, f["path"]) for f in m.files if split is None or f["split"] == split]
 
 
 def iter_halves(
@@ -714,7 +468,7 @@ def iter_halves(
     ``copy=False`` yields read-only views of the decoded Arrow buffers (no extra copy).
     """
     fs, paths = data_files(uri, split, endpoint)
-    with _storage_errors(uri, "reading"):
+    with storage_errors(uri, "reading"):
         for path in paths:
             with fs.open_input_file(path) as f:
                 pf = pq.ParquetFile(f)

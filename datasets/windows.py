@@ -1,13 +1,12 @@
-"""Windows over a half: chunk labels for training, strided views for sliding-window spotting."""
+"""Windows over a half: consecutive chunks for training, sliding windows for spotting."""
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.halves import Half
 from avspot.datasets.labels import BACKGROUND, CLASS_INDEX, NUM_OUTPUTS
-from avspot.datasets.table import Half
 
 
 def _check_window(window_frames: int, name: str = "window_frames") -> None:
@@ -58,43 +57,19 @@ def gather_chunks(features: np.ndarray, starts: np.ndarray, window_frames: int) 
     return features[window_indices(starts, window_frames, features.shape[0])]  # (B, W, D)
 
 
-def padded(features: np.ndarray, window_frames: int) -> np.ndarray:
-    """The edge-padded half that ``sliding_windows`` views: (N + W - 1, D)."""
-    _check_window(window_frames)
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise DataError(f"features must be a non-empty (N, D) array, got shape {features.shape}")
-    w = int(window_frames)
-    before, after = w // 2, w - w // 2 - 1
-    return np.pad(features, ((before, after), (0, 0)), mode="edge")  # (N + W - 1, D)
-
-
 def n_sliding_windows(n_frames: int, stride_frames: int) -> int:
     """ceil(N / stride): one window centred on every stride-th frame."""
     _check_window(stride_frames, "stride_frames")
     return -(-int(n_frames) // int(stride_frames))
 
 
-def sliding_windows(
-    features: np.ndarray,
-    window_frames: int,
-    stride_frames: int,
-    *,
-    padded_features: np.ndarray | None = None,
-) -> np.ndarray:
-    """(n_windows, W, D) read-only strided view of the edge-padded (N, D) half; no per-window copy.
-
-    Window i covers frames ``i*stride - W//2 .. i*stride - W//2 + W - 1`` (centred on frame
-    ``i * stride_frames``), edges repeated; ``n_windows = ceil(N / stride_frames)``. Pass
-    ``padded_features`` (from ``padded``) to reuse one padded copy.
+def sliding_starts(n_frames: int, window_frames: int, stride_frames: int) -> np.ndarray:
+    """First frame of every sliding window, (n_windows,) int64: the one definition of spotting
+    windows. Window i is centred on frame ``i * S``: it covers frames ``i*S - W//2`` to
+    ``i*S - W//2 + W - 1``; frames outside the half repeat its first or last frame (edge
+    padding, as ``window_indices`` clamps). ``avmodels.sliding`` computes the same windows
+    over an edge-padded tensor without gathering them.
     """
-    _check_window(stride_frames, "stride_frames")
-    n = features.shape[0]
-    p = padded(features, window_frames) if padded_features is None else padded_features
-    w = int(window_frames)
-    if p.shape != (n + w - 1, features.shape[1]):
-        raise DataError(
-            f"padded_features has shape {p.shape}, expected {(n + w - 1, features.shape[1])}"
-        )
-    view = sliding_window_view(p, w, axis=0)  # (N, D, W): window k starts at padded row k
-    view = view.transpose(0, 2, 1)  # (N, W, D), still a view
-    return view[:: int(stride_frames)][: n_sliding_windows(n, stride_frames)]  # (n_windows, W, D)
+    _check_window(window_frames)
+    centres = np.arange(n_sliding_windows(n_frames, stride_frames), dtype=np.int64)
+    return centres * int(stride_frames) - int(window_frames) // 2

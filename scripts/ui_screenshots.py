@@ -19,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from avspot.search.testing import free_port, wait_http
+from avspot.datasets.s3server import free_port
+from avspot.search.testing import wait_http
 
 CHROMIUM_FLAGS = [
     "--headless",

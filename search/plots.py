@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-CLASS_NAMES = ("cards", "substitutions", "goals", "background")  # model output order
-_CLASS_OF_LABEL = {"card": 0, "subs": 1, "soccer": 2}
+from avspot.datasets.labels import CLASS_INDEX, CLASSES, DISPLAY_NAMES, OUTPUTS
+
+OUTPUT_LABELS = tuple(DISPLAY_NAMES[o] for o in OUTPUTS)  # cards, substitutions, goals, background
 
 
 def _figure(width: float, height: float) -> Any:
@@ -31,13 +32,14 @@ def tolerance_curve(
 ) -> Any:
     """mAP as a function of the tolerance delta, one line per model (seed Figure 2).
 
-    `curves`: {label: {"tolerances": [s...], "curve": [mAP...], "average_map": x}}.
+    ``curves``: {label: ``SpottingResult.to_dict()``} (``deltas``, ``map_per_delta``,
+    ``average_map``).
     """
     fig = _figure(6.4, 4.0)
     ax = fig.add_subplot()
     for label, info in curves.items():
-        tol = list(info["tolerances"])
-        val = [100.0 * v for v in info["curve"]]
+        tol = list(info["deltas"])
+        val = [100.0 * v for v in info["map_per_delta"]]
         amap = info.get("average_map")
         name = f"{label} (Average-mAP {100 * amap:.1f}%)" if amap is not None else label
         ax.plot(tol, val, marker="o", markersize=3, label=name)
@@ -52,17 +54,9 @@ def tolerance_curve(
 
 
 def lr_decay_epochs(history: Sequence[Mapping[str, Any]]) -> list[float]:
-    """Epochs at which the learning rate dropped (by more than 1%) from the previous epoch."""
-    out = []
-    prev = None
-    for i, row in enumerate(history):
-        lr = row.get("lr")
-        if lr is None:
-            continue
-        if prev is not None and lr < prev * 0.99:
-            out.append(float(row.get("epoch", i)))
-        prev = lr
-    return out
+    """Epochs after which a step or plateau schedule divided the learning rate (the trainer's
+    ``lr_decayed`` flag); a cosine schedule lowers the rate every epoch and has none."""
+    return [float(row.get("epoch", i)) for i, row in enumerate(history) if row.get("lr_decayed")]
 
 
 def learning_curves(
@@ -72,9 +66,12 @@ def learning_curves(
     train_key: str = "train_map",
     val_key: str = "val_map",
     title: str = "",
+    schedule: str | None = None,
 ) -> Any:
-    """Training and validation metric per epoch, best validation dotted, lr decays as vertical
-    lines (seed Figure 3). Without `train_key` the training loss is drawn on a second axis.
+    """Training and validation mAP per epoch, best validation dotted, learning-rate decays as
+    vertical lines between the epochs (seed Figure 3). Without ``train_key`` in the history
+    (runs logged before ``train_map`` existed) the training loss is drawn on a second axis.
+    ``schedule`` names the rate schedule in the title.
     """
     fig = _figure(6.4, 4.0)
     ax = fig.add_subplot()
@@ -94,7 +91,7 @@ def learning_curves(
     for i, e in enumerate(
         lr_decay_epochs([{**r, "epoch": ep} for r, ep in zip(history, epochs, strict=True)])
     ):
-        ax.axvline(e, color="black", linewidth=0.8, label="lr decay" if i == 0 else None)
+        ax.axvline(e + 0.5, color="black", linewidth=0.8, label="lr decay" if i == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mAP (%)")
     ax.grid(alpha=0.3)
@@ -105,7 +102,8 @@ def learning_curves(
         ax2.set_ylabel("training loss")
         ax2.legend(fontsize=8, loc="lower right")
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title or "learning curves")
+    name = title or "learning curves"
+    ax.set_title(f"{name} ({schedule} schedule)" if schedule else name)
     return _save(fig, path)
 
 
@@ -113,7 +111,7 @@ def confusion_matrix(
     matrix: Any,
     path: str | Path | None = None,
     *,
-    labels: Sequence[str] = CLASS_NAMES,
+    labels: Sequence[str] = OUTPUT_LABELS,
     title: str = "",
 ) -> Any:
     """Counts of ground truth (rows) vs predicted (columns) chunk labels (seed Table 3)."""
@@ -177,20 +175,20 @@ def event_timeline(
         title, truth, spots = game[:3]
         for ev in truth:
             sec, label, _ = _event_fields(ev)
-            c = _CLASS_OF_LABEL.get(label, 0)
+            c = CLASS_INDEX.get(label, 0)
             ax.plot([sec / 60] * 2, [c + 0.05, c + 0.45], color=colors[c], linewidth=2)
         for ev in spots:
             sec, label, conf = _event_fields(ev)
-            if conf < min_confidence or label not in _CLASS_OF_LABEL:
+            if conf < min_confidence or label not in CLASS_INDEX:
                 continue
-            c = _CLASS_OF_LABEL[label]
+            c = CLASS_INDEX[label]
             alpha = max(0.1, min(1.0, conf))
             ax.plot(
                 [sec / 60] * 2, [c - 0.45, c - 0.05], color=colors[c], alpha=alpha, linewidth=1.5
             )
         if len(game) > 3 and game[3]:
             ax.set_xlim(0, float(game[3]))
-        ax.set_yticks([0, 1, 2], ["cards", "subs", "goals"])
+        ax.set_yticks([0, 1, 2], [DISPLAY_NAMES[c] for c in CLASSES])
         ax.set_ylim(-0.5, 2.5)
         ax.set_title(f"{title}  (upper: truth; lower: predicted, opacity = confidence)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)

@@ -1,12 +1,12 @@
-"""Test helpers (as in optuna.testing): fake trials for the MLflow tests.
+"""Test helpers (as in optuna.testing): tiny configs, models and halves, scripted trials for the
+MLflow tests, a fast sqlite store, and HTTP helpers for servers a test starts.
 
-Feeds `MLflowTrialCallback` exactly what the trainer would (per-epoch metric dicts, then a result
-with best epoch, best metrics, history, best_chunk, model and config) in well under a second.
+``run_fake_trial`` feeds ``MLflowTrialCallback`` exactly what the trainer would (per-epoch
+metric dicts, then a real ``TrainResult``) in well under a second.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ DIM = 16  # feature width of the tiny models (the signature follows the config)
 def tiny_train_config(fusion: str = "before_fc", window_s: float = 4.0, **model: Any) -> Any:
     """A real TrainConfig with a tiny ModelConfig (max pooling, 16-d features)."""
     from avspot.avmodels.config import ModelConfig
-    from avspot.avmodels.trainer import TrainConfig
+    from avspot.avmodels.train_config import TrainConfig
 
     m = {
         "fusion": fusion,
@@ -37,34 +37,17 @@ def tiny_model(cfg: Any, seed: int = 0) -> Any:
     """build_model of the config's ModelConfig, deterministic weights, eval mode."""
     import torch
 
-    from avspot.avmodels.trainer import _build
+    from avspot.avmodels.fusion import PairModel, build_trainable
 
     torch.manual_seed(seed)
-    model = _build(getattr(cfg, "model", cfg))
-    if hasattr(model, "combined"):
+    model = build_trainable(getattr(cfg, "model", cfg))
+    if isinstance(model, PairModel):
         model = model.combined()
-    model.eval()
-    if getattr(model, "cfg", None) is None:
-        model.cfg = getattr(cfg, "model", cfg)
-    return model
-
-
-@dataclass
-class FakeResult:
-    """The fields of avmodels.trainer.TrainResult that the callback reads."""
-
-    config: Any
-    best_epoch: int
-    best_metrics: dict[str, float]
-    history: list[dict[str, float]]
-    model: Any
-    stop_reason: str = "max_epochs"
-    wall_s: float = 0.1
-    best_chunk: dict[str, Any] = field(default_factory=dict)
+    return model.eval()
 
 
 def fake_history(epochs: int = 4, quality: float = 0.5, seed: int = 0) -> list[dict[str, float]]:
-    """Per-epoch metric dicts with the trainer's keys; lr decays 10x at epoch 3."""
+    """Per-epoch metric dicts with the trainer's keys; lr decays 10x after epoch 2."""
     rng = np.random.default_rng(seed)
     out = []
     for e in range(1, epochs + 1):
@@ -74,6 +57,7 @@ def fake_history(epochs: int = 4, quality: float = 0.5, seed: int = 0) -> list[d
             {
                 "epoch": float(e),
                 "train_loss": 1.0 / e,
+                "train_map": float(min(1.0, 1.2 * q)),
                 "val_loss": 1.2 / e,
                 "val_map": float(np.mean(list(ap.values()))),
                 **{f"val_ap_{c}": v for c, v in ap.items()},
@@ -81,6 +65,7 @@ def fake_history(epochs: int = 4, quality: float = 0.5, seed: int = 0) -> list[d
                 "val_average_map_tight": 0.3 * q,
                 **{f"val_average_map_{c}": 0.8 * v for c, v in ap.items()},
                 "lr": 1e-3 if e < 3 else 1e-4,
+                "lr_decayed": float(e == 2),
             }
         )
     return out
@@ -94,9 +79,11 @@ def run_fake_trial(
     quality: float = 0.5,
     seed: int = 0,
     stop_after: int | None = None,
-) -> FakeResult | None:
-    """Drive `callback` as the trainer does; `stop_after` epochs: return early (an ASHA stop,
-    without on_train_end)."""
+) -> Any:
+    """Drive ``callback`` as the trainer does and return the TrainResult; ``stop_after`` epochs:
+    return None early (an ASHA stop, without on_train_end)."""
+    from avspot.avmodels.trainer import TrainResult
+
     history = fake_history(epochs, quality, seed)
     for i, row in enumerate(history, 1):
         callback.on_epoch_end(int(row["epoch"]), dict(row), None)
@@ -104,12 +91,14 @@ def run_fake_trial(
             return None
     best = max(history, key=lambda r: r["val_average_map"])
     confusion = [[50, 2, 1, 3], [1, 40, 2, 4], [0, 3, 30, 2], [9, 8, 7, 900]]
-    result = FakeResult(
+    result = TrainResult(
         config=cfg,
         best_epoch=int(best["epoch"]),
         best_metrics=dict(best),
         history=history,
         model=tiny_model(cfg, seed),
+        stop_reason="max_epochs",
+        wall_s=0.1,
         best_chunk={"confusion": confusion, "labels": ["card", "subs", "soccer", "background"]},
     )
     callback.on_train_end(result)
@@ -118,7 +107,7 @@ def run_fake_trial(
 
 def tiny_halves(n_halves: int = 2, n_frames: int = 240, split: str = "valid", seed: int = 0):
     """Random halves (DIM-d features) with a few events, for evaluation and serving tests."""
-    from avspot.datasets.table import Event, Half
+    from avspot.datasets.halves import Event, Half
 
     rng = np.random.default_rng(seed)
     raw = {"card": "y-card", "subs": "substitution-in", "soccer": "soccer-ball"}
@@ -165,15 +154,6 @@ def sqlite_store(directory: str | Any) -> str:
     return f"sqlite:///{target}"
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for a server a test or script starts)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, proc: Any, timeout: float = 120.0) -> None:
     """Wait until ``url`` answers 200 while the server process ``proc`` (a Popen) runs.
 
@@ -193,3 +173,22 @@ def wait_http(url: str, proc: Any, timeout: float = 120.0) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
+
+
+def tiny_manifest(fingerprint: str = "f" * 64, source: str = "synthetic") -> Any:
+    """A table manifest as a search's parent run records it (no table behind it)."""
+    from avspot.datasets.manifest import Manifest
+
+    counts = {"games": 2, "halves": 4, "events": 12, "frames": 960, "per_split": {}}
+    return Manifest(
+        schema_version=1,
+        source=source,
+        seed=0,
+        counts=counts,
+        frames=960,
+        bytes=0,
+        fingerprint=fingerprint,
+        files=[],
+        fps=2.0,
+        feature_dims={"video": DIM, "audio": DIM},
+    )

@@ -1,15 +1,22 @@
-"""`avspot quickstart`: the whole loop on synthetic data in a few minutes on a laptop.
+"""``avspot quickstart``: the whole loop on synthetic data in a few minutes on a laptop.
 
-synthesize a small table -> `smoke` search on local Ray (MLflow on sqlite in the workdir) ->
+synthesize a small table -> ``smoke`` search on local Ray (MLflow on sqlite in the workdir) ->
 register and promote the best model -> spot the test games with the champion -> Average-mAP.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
+
+from avspot.avmodels.evaluate import evaluate
+from avspot.avmodels.spotting import spot_halves
+from avspot.datasets.manifest import read_manifest
+from avspot.datasets.synth import synthesize
+from avspot.datasets.table import iter_halves
+from avspot.search.tracking.registry import load_spotter, promote
+from avspot.search.tuning.tuner import SearchOptions, run_search
 
 QUICKSTART_GAMES = 12
 QUICKSTART_HALF_MINUTES = 15.0
@@ -21,12 +28,6 @@ def quickstart(
     workdir: str | Path, *, games: int = QUICKSTART_GAMES, trials: int = QUICKSTART_TRIALS
 ) -> dict:
     """Run the loop in `workdir`; returns the figures it printed."""
-    from avspot.avmodels.evaluate import evaluate
-    from avspot.avmodels.spotting import spot_table
-    from avspot.datasets.synth import synthesize
-    from avspot.datasets.table import read_manifest
-    from avspot.search.registry import load_spotter, promote
-    from avspot.search.tuner import SearchOptions, run_search
 
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -67,8 +68,8 @@ def quickstart(
     uri = "models:/avspot-spotter@champion"
     predictions = work / "predictions"
     print(f"[4/5] spotting the test games with {uri} -> {predictions}")
-    model = load_spotter(uri)
-    spot_table(model, str(table), split="test", out_dir=str(predictions), method="nms")
+    model, _ = load_spotter(uri)
+    spot_halves(model, iter_halves(str(table), "test"), predictions, "nms", source=str(table))
 
     res = evaluate(str(table), str(predictions), metric="loose", split="test")
     pc = res["per_class"]
@@ -84,8 +85,3 @@ def quickstart(
     )
     print("  then open http://127.0.0.1:5000")
     return {"test_average_map": res["average_map"], "per_class": pc, "minutes": elapsed / 60}
-
-
-def quickstart_cli(args: argparse.Namespace) -> int:
-    quickstart(args.workdir)
-    return 0

@@ -1,16 +1,11 @@
-"""Names shared by the spaces (plain strings: a space module must stay cheap to import)."""
+"""The model vocabulary the spaces sample from, read from the model registries (never copied)."""
 
-# Video-only and audio-only first, then the seed's fusion methods 1-7 (section 3.3).
-FUSION_METHODS = [
-    "video",
-    "audio",
-    "prob_product",
-    "logit_mean",
-    "late_joint",
-    "before_fc",
-    "before_dropout",
-    "early_1024",
-    "early_512",
-]
-POOLINGS = ["mean", "max", "cnn", "softdbow", "netfv", "netvlad", "netrvlad"]
-CLUSTERED_POOLINGS = {"softdbow", "netfv", "netvlad", "netrvlad"}
+from __future__ import annotations
+
+from avspot.avmodels.fusion_methods import FUSIONS
+from avspot.avmodels.pooling import POOLINGS as _POOLING_REGISTRY
+
+# Video-only and audio-only first, then the seed's fusion methods 1-7 (registration order).
+FUSION_METHODS: list[str] = list(FUSIONS)
+POOLINGS: list[str] = list(_POOLING_REGISTRY)
+CLUSTERED_POOLINGS: set[str] = {n for n, cls in _POOLING_REGISTRY.items() if cls.has_clusters}

@@ -1,8 +1,9 @@
 """The trained spotter as an MLflow pyfunc model: a half's features in, spots out.
 
-The model directory holds the checkpoint written by `avmodels.trainer.save_model` (state dict +
-config JSON, no torch.export) under `artifacts/checkpoint`; `SpotterModel` loads it with
-`avmodels.trainer.load_model`. Serving input (`mlflow models serve`, POST /invocations):
+The model directory holds the checkpoint written by `avmodels.model_io.save_model` (state dict +
+config JSON, no torch.export) under `artifacts/checkpoint`, and a wheel of avspot itself
+(`tracking.wheel`) that its requirements.txt installs, so `mlflow models serve` can build the
+model's environment from a package index plus the model directory. Serving input (`mlflow models serve`, POST /invocations):
 
     {"inputs": {"video": [[512 floats] * N], "audio": [[512 floats] * N]},
      "params": {"method": "nms", "stride_s": 1.0, "fps": 2.0}}
@@ -16,14 +17,16 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import mlflow.pyfunc  # this module is imported lazily, never by `import avspot.search`
+import mlflow.pyfunc  # imported by trials and serving only, never by the CLI's --help
 
-if TYPE_CHECKING:  # pragma: no cover
-    from mlflow import MlflowClient
+from avspot.datasets.layout import FEATURE_DIM
+from avspot.search.tracking.client import get_client
+from avspot.search.tracking.names import MODEL_ARTIFACT
+from avspot.search.tracking.scrub import flatten, scrub
+from avspot.search.tracking.wheel import build_wheel
 
-FEATURE_DIM = 512
 CHECKPOINT = "checkpoint"
 DEFAULT_PARAMS: dict[str, Any] = {"method": "nms", "stride_s": 1.0, "fps": 2.0}
 
@@ -35,12 +38,9 @@ with warnings.catch_warnings():  # MLflow asks for type hints on predict; inputs
         """Spots events of one half from its video and audio features."""
 
         def load_context(self, context) -> None:
-            from avspot.avmodels.trainer import load_model
+            from avspot.avmodels.model_io import load_model
 
             self.model, self.config = load_model(context.artifacts[CHECKPOINT])
-            if getattr(self.model, "cfg", None) is None:
-                self.model.cfg = self.config
-            self.model.eval()
 
         def predict(self, context, model_input, params=None):  # untyped: MLflow reads type hints
             return predict_spots(self.model, model_input, params)
@@ -76,8 +76,9 @@ def predict_spots(model: Any, model_input: Any, params: Mapping[str, Any] | None
     """Spots of one half as a DataFrame (frame, position_ms, label, confidence)."""
     import pandas as pd
 
-    from avspot.avmodels.spotting import postprocess, predict_half
-    from avspot.datasets.table import Half
+    from avspot.avmodels.postprocess import postprocess
+    from avspot.avmodels.spotting import predict_half
+    from avspot.datasets.halves import Half
 
     p = {**DEFAULT_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
     video, audio = _features(model_input)
@@ -91,9 +92,7 @@ def predict_spots(model: Any, model_input: Any, params: Mapping[str, Any] | None
         events=[],
     )
     stride_s = float(p["stride_s"])
-    cfg = getattr(model, "cfg", None)
-    window_frames = int(cfg.window_frames) if cfg is not None else None
-    probs = predict_half(model, half, stride_s, window_frames=window_frames)  # (n_steps, 3)
+    probs = predict_half(model, half, stride_s)  # (n_steps, 3), windows of model.config
     spots = postprocess(probs, str(p["method"]), stride_s=stride_s, fps=2.0)
     rows = [(s.frame, s.position_ms, s.label, float(s.confidence)) for s in spots]
     return pd.DataFrame(rows, columns=["frame", "position_ms", "label", "confidence"]).astype(
@@ -139,124 +138,75 @@ def signature_and_example(
     return ModelSignature(inputs=inputs, outputs=outputs, params=params), example
 
 
-def _model_config(config: Any) -> Any:
-    """The ModelConfig inside a TrainConfig (or the config itself)."""
-    return getattr(config, "model", config)
-
-
-def save_spotter_model(
-    model: Any,
-    config: Any,
-    path: str | Path,
-    *,
-    example_frames: int = 240,
-    mlflow_model: Any = None,
-) -> Path:
-    """Write the pyfunc model directory at `path` (must not exist)."""
-    from avspot.avmodels.trainer import save_model
-
-    path = Path(path)
-    mc = _model_config(config)
-    sig, example = signature_and_example(
-        example_frames,
-        int(getattr(mc, "video_dim", FEATURE_DIM) or FEATURE_DIM),
-        int(getattr(mc, "audio_dim", FEATURE_DIM) or FEATURE_DIM),
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(tmp, CHECKPOINT)
-        save_model(model, _model_config(config), ckpt)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints.*")
-            mlflow.pyfunc.save_model(
-                path=str(path),
-                python_model=SpotterModel(),
-                artifacts={CHECKPOINT: str(ckpt)},
-                signature=sig,
-                input_example=example,
-                mlflow_model=mlflow_model,
-                pip_requirements=_requirements(),
-            )
-    return path
-
-
-def _requirements() -> list[str]:
-    """Pinned runtime requirements of the served model (avspot itself must be installed)."""
+def _requirements(wheel: Path) -> list[str]:
+    """Pinned serving requirements, then the shipped wheel (a path relative to the model)."""
     from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for dist in ("mlflow", "torch", "numpy", "pandas", "pyarrow", "avspot"):
+    for dist in ("mlflow", "torch", "numpy", "pandas", "pyarrow"):
         try:
             reqs.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
             continue
-    return reqs
+    return [*reqs, f"artifacts/{wheel.name}"]
+
+
+def _model_kwargs(model: Any, config: Any, tmp: Path, example_frames: int) -> dict[str, Any]:
+    """The pyfunc flavor's arguments: checkpoint and wheel artifacts, signature, example."""
+    from avspot.avmodels.model_io import save_model
+
+    sig, example = signature_and_example(example_frames, config.video_dim, config.audio_dim)
+    ckpt = save_model(model, config, tmp / CHECKPOINT)
+    wheel = build_wheel(tmp)
+    return {
+        "python_model": SpotterModel(),
+        "artifacts": {CHECKPOINT: str(ckpt), "wheel": str(wheel)},
+        "signature": sig,
+        "input_example": example,
+        "pip_requirements": _requirements(wheel),
+    }
+
+
+def save_spotter_model(
+    model: Any, config: Any, path: str | Path, *, example_frames: int = 240
+) -> Path:
+    """Write the pyfunc model directory of ``model`` (its ModelConfig ``config``) at ``path``."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*type hints.*")
+        kwargs = _model_kwargs(model, config, Path(tmp), example_frames)
+        mlflow.pyfunc.save_model(path=str(path), **kwargs)
+    return path
 
 
 def log_spotter_model(
-    client: MlflowClient,
     run_id: str,
     experiment_id: str,
     model: Any,
     config: Any,
     *,
-    name: str = "model",
-    metrics: Mapping[str, Any] | None = None,
+    step: int = 0,
     example_frames: int = 240,
 ) -> str:
-    """Log the model as an MLflow LoggedModel `name` of run `run_id` with explicit ids only
-    (no active run). Returns `models:/<model_id>`; `runs:/<run_id>/<name>` resolves to it too."""
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    """Log the model as MLflow LoggedModel ``model`` of run ``run_id`` (``Model.log``: the
+    logged model, its link to the run and the run's metrics at ``step``, signature and input
+    example). Returns ``models:/<model_id>``; ``runs:/<run_id>/model`` resolves to it too."""
     from mlflow.models import Model
 
-    from avspot.search.tracking import scrub
-
-    params = {}
-    mc = _model_config(config)
-    if hasattr(mc, "to_dict"):
-        from avspot.search.tracking import flatten
-
-        params = scrub(flatten(mc.to_dict()))
-    lm = client.create_logged_model(
-        experiment_id,
-        name=name,
-        source_run_id=run_id,
-        params=dict(list(params.items())[:100]),
-        tags={"avspot.flavor": "spotter"},
-    )
-    try:
-        client.log_outputs(run_id, [LoggedModelOutput(lm.model_id, step=0)])
-        mm = Model(
-            artifact_path=lm.artifact_location,
+    get_client()  # the tracking URI that Model.log resolves
+    # Model.log files the logged model under the process's current experiment when no run is
+    # active (MLflow 3.17); set it to the run's own.
+    mlflow.set_experiment(experiment_id=experiment_id)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*type hints.*")
+        info = Model.log(
+            artifact_path=None,
+            name=MODEL_ARTIFACT,
+            flavor=mlflow.pyfunc,
             run_id=run_id,
-            model_uuid=lm.model_id,
-            model_id=lm.model_id,
+            step=step,
+            params=dict(list(scrub(flatten(config.to_dict())).items())[:100]),
+            tags={"avspot.flavor": "spotter"},
+            **_model_kwargs(model, config, Path(tmp), example_frames),
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp, "model")
-            save_spotter_model(model, config, local, example_frames=example_frames, mlflow_model=mm)
-            client.log_model_artifacts(lm.model_id, str(local))
-        if metrics:
-            from mlflow.entities import Metric
-
-            from avspot.search.tracking import _metrics
-
-            ms = [
-                Metric(m.key, m.value, m.timestamp, m.step, model_id=lm.model_id, run_id=run_id)
-                for m in _metrics(metrics, 0)
-            ]
-            client.log_batch(run_id, metrics=ms[:900], synchronous=True)
-        client.finalize_logged_model(lm.model_id, LoggedModelStatus.READY)
-    except BaseException:
-        client.finalize_logged_model(lm.model_id, LoggedModelStatus.FAILED)
-        raise
-    return f"models:/{lm.model_id}"
-
-
-def local_model_dir(model_uri: str) -> Path:
-    """Download (or locate) an MLflow model and return its local directory."""
-    p = Path(model_uri)
-    if p.exists():
-        return p
-    import mlflow.artifacts
-
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    return f"models:/{info.model_id}"

@@ -11,37 +11,39 @@ challenger, unreachable server).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
-from avspot.search.tracking import (
+from avspot.search.tracking.client import get_client
+from avspot.search.tracking.names import (
+    CHALLENGER,
+    CHAMPION,
+    DEFAULT_METRIC,
+    MODEL_NAME,
+    TAG_FINGERPRINT,
     TAG_MODEL_URI,
-    get_client,
-    scrub,
-    scrub_text,
+    TAG_TRIAL_ID,
+    V_EXPERIMENT,
+    V_FINGERPRINT,
+    V_METRIC,
+    V_METRIC_VALUE,
+    V_ROLE,
+    V_SEARCH,
 )
+from avspot.search.tracking.runs import child_runs
+from avspot.search.tracking.scrub import scrub, scrub_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from torch import nn
 
-MODEL_NAME = "avspot-spotter"
-CHALLENGER = "challenger"
-CHAMPION = "champion"
-DEFAULT_METRIC = "val_average_map"
-
-# Version tags
-V_EXPERIMENT = "avspot.experiment"
-V_SEARCH = "avspot.search"  # the search's parent run id (or name)
-V_FINGERPRINT = "avspot.data_fingerprint"
-V_METRIC = "avspot.metric"
-V_METRIC_VALUE = "avspot.metric_value"
-V_ROLE = "avspot.registered_as"
+    from avspot.avmodels.config import ModelConfig
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -253,33 +255,56 @@ def _say(out: Callable[[str], Any] | None, msg: str) -> None:
         out(msg)
 
 
-def promote_cli(args: argparse.Namespace) -> int:
-    """`avspot promote --experiment NAME [--alias champion] [--force]`: exit 0/1/2 (see module)."""
-    import sys
+def register_best(
+    experiment: str,
+    parent_run_id: str,
+    fingerprint: str,
+    *,
+    best_trial_id: str | None = None,
+    metric: str = DEFAULT_METRIC,
+    uri: str | None = None,
+) -> str | None:
+    """Register the best trial of a finished search as @challenger; the new version, or None
+    when no trial logged a model.
 
-    res = promote(
-        args.experiment,
-        alias=getattr(args, "alias", CHAMPION) or CHAMPION,
-        force=bool(getattr(args, "force", False)),
+    Candidates are the search's child runs that logged a model (completed trials); the tuner's
+    best trial wins when it has one, else the best by ``best_<metric>``.
+    """
+    client = get_client(uri)
+    runs = [r for r in child_runs(client, parent_run_id) if r.data.tags.get(TAG_MODEL_URI)]
+    if not runs:
+        return None
+    chosen = [r for r in runs if best_trial_id and r.data.tags.get(TAG_TRIAL_ID) == best_trial_id]
+    if not chosen:
+        chosen = sorted(
+            runs, key=lambda r: r.data.metrics.get(f"best_{metric}", float("-inf")), reverse=True
+        )
+    run = chosen[0]
+    mv = register_challenger(
+        experiment,
+        run.info.run_id,
+        run.data.metrics,
+        fingerprint or run.data.tags.get(TAG_FINGERPRINT, ""),
+        parent_run_id,
+        metric=metric,
+        uri=uri,
     )
-    print(res.message, file=sys.stdout if res.promoted else sys.stderr)
-    return res.exit_code
+    return str(mv.version)
 
 
 # ---- loading --------------------------------------------------------------------------------------
 
 
-def load_spotter_with_config(model_uri: str) -> tuple[Any, Any]:
-    """(torch model in eval mode, ModelConfig) from models:/NAME@ALIAS, models:/NAME/VERSION,
-    models:/<model_id>, runs:/<run_id>/model, an MLflow model directory or a checkpoint file."""
-    from pathlib import Path
-
-    from avspot.avmodels.trainer import load_model
+def load_spotter(model_uri: str) -> tuple[nn.Module, ModelConfig]:
+    """(torch model in eval mode, its ModelConfig) from models:/NAME@ALIAS, models:/NAME/VERSION,
+    models:/<model_id>, runs:/<run_id>/model, an MLflow model directory or a model file.
+    Used by ``avspot spot --model ...``."""
+    from avspot.avmodels.model_io import load_model
 
     path = Path(model_uri)
     if "://" not in model_uri and ":/" not in model_uri:
         if path.is_file():
-            return _with_cfg(*load_model(path))
+            return load_model(path)
         if not (path / "MLmodel").is_file():
             raise DataError(f"--model {model_uri}: no such model file or MLflow model directory")
         local = path
@@ -291,18 +316,10 @@ def load_spotter_with_config(model_uri: str) -> tuple[Any, Any]:
         if not found:
             raise DataError(f"--model {model_uri}: not an avspot spotter (no artifacts/checkpoint)")
         ckpt = found[0]
-    return _with_cfg(*load_model(ckpt))
+    return load_model(ckpt)
 
 
-def _with_cfg(model: Any, cfg: Any) -> tuple[Any, Any]:
-    if getattr(model, "cfg", None) is None:
-        model.cfg = cfg  # spotting reads model.cfg.window_frames
-    return model, cfg
-
-
-def _download(model_uri: str) -> Any:
-    from pathlib import Path
-
+def _download(model_uri: str) -> Path:
     from mlflow.exceptions import MlflowException
 
     get_client()  # tracking URI set, http servers health-checked
@@ -312,10 +329,4 @@ def _download(model_uri: str) -> Any:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except (MlflowException, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"--model {model_uri}: cannot load ({scrub_text(msg)[:300]})") from None
-
-
-def load_spotter(model_uri: str) -> Any:
-    """The torch model behind an avspot spotter URI (see `load_spotter_with_config`); its config
-    is `model.cfg`. Used by `avspot spot --model ...`."""
-    return load_spotter_with_config(model_uri)[0]
+        raise DataError(f"--model {model_uri}: cannot load ({scrub_text(msg[:300])})") from None

@@ -1,10 +1,15 @@
-"""Optuna glue: a picklable define-by-run space and honest trial states for ASHA-stopped trials."""
+"""Optuna glue: the sampler of a space, a picklable define-by-run space, and honest trial states
+for ASHA-stopped trials."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import optuna
+from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
+
+from avspot.search.spaces import Space, get_space
 
 
 class SpaceFunction:
@@ -14,8 +19,6 @@ class SpaceFunction:
         self.name = name
 
     def __call__(self, trial: Any) -> dict[str, Any] | None:
-        from avspot.search.spaces import get_space
-
         space = get_space(self.name)
         suggested = space.suggest(trial) or {}
         # Defaults first, so that a space's own suggestion always wins.
@@ -53,3 +56,44 @@ class AvspotOptunaSearch(OptunaSearch):
                 logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
         self._completed_trials.add(trial_id)
         return None
+
+
+def build_searcher(
+    space: Space,
+    *,
+    trials: int,
+    seed: int,
+    metric: str,
+    study_name: str,
+    study_path: str | None,
+    max_concurrent: int,
+    n_startup_trials: int | None = None,
+) -> ConcurrencyLimiter:
+    """The search algorithm of ``space``: Optuna's GridSampler for a grid space, else
+    multivariate TPE (random start-up trials first: a third of the budget, 2..10, unless
+    ``n_startup_trials`` is given; ``constant_liar`` keeps concurrent trials from piling onto
+    one point) with the space's ``BASELINES`` enqueued first (kept by a resume)."""
+    if space.grid is not None:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(space.grid, seed=seed)
+    else:
+        startup = n_startup_trials if n_startup_trials is not None else min(10, max(2, trials // 3))
+        sampler = optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+    storage = None
+    if study_path is not None:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{study_path}")
+    searcher = AvspotOptunaSearch(
+        space=SpaceFunction(space.name),
+        sampler=sampler,
+        storage=storage,
+        study_name=study_name,
+        metric=metric,
+        mode="max",
+        points_to_evaluate=list(space.baselines) if space.grid is None else None,
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)

@@ -1,26 +1,32 @@
 """`avspot search`: Ray Tune with Optuna (TPE) and ASHA over a named search space.
 
 The driver validates the inputs, starts (or joins) Ray, opens the MLflow parent run, runs the
-Tuner (or restores it with --resume), prints one line per finished trial and a leaderboard, and
-registers the best trial's model as the `challenger`.
+Tuner (or restores it with --resume), prints one line per trial-epoch and per finished trial and
+a leaderboard, registers the best trial's model as the ``challenger`` and closes the parent run.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avspot.avmodels.metrics import MONITORS
+from avspot.avmodels.train_config import TrainConfig
 from avspot.datasets.errors import DataError
+from avspot.datasets.manifest import Manifest, read_manifest
+from avspot.datasets.storage import resolve
+from avspot.search.spaces import Space, get_space
+from avspot.search.tracking import registry, runs
+from avspot.search.tracking.client import tracking_uri
+from avspot.search.tuning import resources
+from avspot.search.tuning.callbacks import EndStoppedRunsCallback, ProgressCallback, summary
+from avspot.search.tuning.searcher import build_searcher
 
 DEFAULT_MAX_EPOCHS = 12
-# Summary columns shown for a trial, in this order, when the config has them.
-_SUMMARY_KEYS = ("fusion", "pooling", "clusters", "window_s", "dropout", "lr", "schedule")
 
 
 @dataclass
@@ -45,6 +51,7 @@ class SearchOptions:
     grace_period: int = 1
     reduction_factor: float = 3.0
     fixed: dict[str, str] = field(default_factory=dict)  # `--set` overrides on every trial
+    progress: bool = True  # a line per trial-epoch and per finished trial on `out`
     out: Any = field(default=sys.stdout, repr=False)
 
     @property
@@ -66,189 +73,31 @@ class SearchResult:
     model_version: str | None = None
 
 
-def _summary(config: dict[str, Any]) -> str:
-    parts = []
-    for key in _SUMMARY_KEYS:
-        if key in config:
-            v = config[key]
-            if key == "clusters" and config.get("pooling") not in (
-                "softdbow",
-                "netfv",
-                "netvlad",
-                "netrvlad",
-            ):
-                continue
-            parts.append(f"{key}={v:.3g}" if isinstance(v, float) else f"{key}={v}")
-    return " ".join(parts)
-
-
 def _storage(opts: SearchOptions) -> tuple[str, Any]:
     """Results root (local absolute path or s3 URI) and the pyarrow filesystem for it."""
     if opts.storage and opts.storage.startswith("s3://"):
-        from avspot.datasets.table import resolve
-
         fs, path = resolve(opts.storage, endpoint=opts.endpoint)
         return path, fs
     return str(Path(opts.storage or "ray_results").resolve()), None
 
 
-class _Progress:
-    """Tune callback printing one line per finished trial."""
-
-    def __new__(cls, *args: Any, **kwargs: Any):  # built lazily: ray.tune.Callback subclass
-        from ray import tune
-
-        class Progress(tune.Callback):
-            def __init__(self, metric: str, total: int | None, out: Any) -> None:
-                self.metric, self.total, self.out, self.done = metric, total, out, 0
-                self.best: dict[str, float] = {}
-
-            def on_trial_result(
-                self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-            ):
-                value = result.get(self.metric)
-                if isinstance(value, int | float):
-                    self.best[trial.trial_id] = max(value, self.best.get(trial.trial_id, value))
-
-            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
-                self.done += 1
-                r = trial.last_result or {}
-                epochs = int(r.get("training_iteration", 0))
-                how = "completed" if r.get("finished") else "stopped early (ASHA)"
-                value = r.get(self.metric, float("nan"))
-                best = self.best.get(trial.trial_id, value)
-                total = f"/{self.total}" if self.total else ""
-                print(
-                    f"trial {self.done}{total} {trial.trial_id}: {_summary(trial.config)} | "
-                    f"{self.metric}={value:.4f} (best {best:.4f}) | {epochs} epochs, {how}",
-                    file=self.out,
-                    flush=True,
-                )
-
-            def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-                print(f"trial {trial.trial_id} FAILED: {_summary(trial.config)}", file=self.out)
-
-        return Progress(*args, **kwargs)
-
-
-def _searcher(space, opts: SearchOptions, study_path: str | None):
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-
-    from avspot.search.optuna_search import AvspotOptunaSearch, SpaceFunction
-
-    if space.grid is not None:
-        sampler = optuna.samplers.GridSampler(space.grid, seed=opts.seed)
-    else:
-        # Random start-up trials first (a third of the budget, 2..10), then multivariate TPE;
-        # constant_liar keeps concurrent trials from piling onto the same point.
-        sampler = optuna.samplers.TPESampler(
-            seed=opts.seed,
-            n_startup_trials=min(10, max(2, _trials(space, opts) // 3)),
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
-    storage = None
-    if study_path is not None:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{study_path}")
-    searcher = AvspotOptunaSearch(
-        space=SpaceFunction(space.name),
-        sampler=sampler,
-        storage=storage,
-        study_name=opts.experiment_name,
-        metric=opts.metric,
-        mode="max",
-        # A space's reference points run first (enqueued in the study, so a resume keeps them).
-        points_to_evaluate=list(space.baselines) if space.grid is None else None,
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=_max_concurrent(opts))
-
-
-def _trials(space, opts: SearchOptions) -> int:
+def _trials(space: Space, opts: SearchOptions) -> int:
     if opts.trials is not None:
         return opts.trials
     return space.grid_size or 24
 
 
-# CPUs that Ray Data needs free beside the trials: with less, its read and windowing tasks never
-# get scheduled and every trial waits for its first batch forever (seen on 2 CPUs with 2 trials
-# of 1 CPU, and with 1 trial of 1.5 CPUs).
-DATA_CPUS = 1.0
-
-
-def _max_concurrent(opts: SearchOptions) -> int:
-    if opts.max_concurrent is not None:
-        return opts.max_concurrent
-    cpus = os.cpu_count() or 1
-    return max(1, int((cpus - DATA_CPUS) // (opts.cpus_per_trial or 1.0)))
-
-
-def _cpus_per_trial(opts: SearchOptions) -> float:
-    return opts.cpus_per_trial if opts.cpus_per_trial is not None else 1.0
-
-
-def _trial_threads(opts: SearchOptions) -> int:
-    """Torch threads per trial on local Ray: the machine's CPUs shared by the concurrent trials.
-
-    The CPU kept for Ray Data is busy only while a trial reads its epoch (which starts during
-    the previous epoch's validation, see ``RayTrainStream``); during training and validation
-    the trials use it too (2 threads for 1 trial on 2 CPUs: 1.4-1.6x faster epochs). On a
-    cluster (``--address``) a trial uses the CPUs it was given.
-    """
-    if opts.address:
-        return 0
-    cpus = os.cpu_count() or 1
-    return max(1, math.ceil(_cpus_per_trial(opts)), cpus // max(1, _max_concurrent(opts)))
-
-
-def _check_local_resources(opts: SearchOptions) -> None:
-    """On local Ray, refuse a plan that leaves Ray Data no CPU (the search would hang)."""
-    if opts.address:
-        return
-    cpus = os.cpu_count() or 1
-    need = _max_concurrent(opts) * _cpus_per_trial(opts)
-    if need > cpus - DATA_CPUS and cpus > DATA_CPUS:
-        raise DataError(
-            f"--max-concurrent {_max_concurrent(opts)} x --cpus-per-trial {_cpus_per_trial(opts):g} "
-            f"leaves less than {DATA_CPUS:g} of this machine's {cpus} CPUs for Ray Data's read "
-            "tasks: the trials would wait for data forever; lower one of them"
-        )
-
-
-def _init_ray(opts: SearchOptions) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    if opts.address:
-        ray.init(address=opts.address, log_to_driver=False)
-    else:
-        ray.init(
-            num_cpus=os.cpu_count(),
-            object_store_memory=int(os.environ.get("AVSPOT_OBJECT_STORE_BYTES", 1 << 30)),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-
-
-def _validate(opts: SearchOptions):
-    from avspot.datasets.table import read_manifest
-    from avspot.search.spaces import get_space
-
+def _validate(opts: SearchOptions) -> tuple[Space, Manifest]:
     space = get_space(opts.space)
-    if opts.metric not in ("val_average_map", "val_map"):
-        raise DataError(f"--metric {opts.metric!r}: expected val_average_map or val_map")
+    if opts.metric not in MONITORS:
+        raise DataError(f"--metric {opts.metric!r}: expected one of {', '.join(MONITORS)}")
     if opts.trials is not None and opts.trials < 1:
         raise DataError(f"--trials {opts.trials}: must be at least 1")
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise DataError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
     if opts.fixed:
-        from avspot.avmodels.trainer import TrainConfig
-
         TrainConfig.from_overrides(dict(opts.fixed))  # unknown keys / bad values: DataError now
-    _check_local_resources(opts)
+    resources.check_local_plan(opts.address, _concurrent(opts), opts.cpus_per_trial)
     manifest = read_manifest(opts.data, endpoint=opts.endpoint)
     per_split = manifest.counts.get("per_split", {})
     for split in ("train", "valid"):
@@ -257,11 +106,16 @@ def _validate(opts: SearchOptions):
     return space, manifest
 
 
+def _concurrent(opts: SearchOptions) -> int:
+    return resources.max_concurrent(opts.max_concurrent, opts.cpus_per_trial)
+
+
 def run_search(opts: SearchOptions) -> SearchResult:
     """Run (or resume) a search; returns the leaderboard and where everything is."""
     from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
 
-    from avspot.search.trainable import TrialContext, train_trial
+    from avspot.search.tuning.trainable import TrialContext, train_trial
 
     t0 = time.perf_counter()
     space, manifest = _validate(opts)
@@ -282,13 +136,11 @@ def run_search(opts: SearchOptions) -> SearchResult:
             f"{exp_path} already holds a search; pass --resume to continue it "
             "or --experiment NAME for a new one"
         )
-
-    tracking = None
-    parent_run_id = experiment_id = None
+    max_epochs = opts.max_epochs or int(space.defaults.get("max_epochs", DEFAULT_MAX_EPOCHS))
+    concurrent = _concurrent(opts)
+    parent_run_id = None
     if opts.tracking:
-        from avspot.search import tracking
-
-        parent_run_id, experiment_id = tracking.search_parent_run(
+        parent_run_id, _ = runs.search_parent_run(
             opts.experiment_name,
             params={
                 "space": space.name,
@@ -297,38 +149,41 @@ def run_search(opts: SearchOptions) -> SearchResult:
                 "data_fingerprint": manifest.fingerprint,
                 "data_source": manifest.source,
                 "trials": _trials(space, opts),
-                "max_concurrent": _max_concurrent(opts),
-                "max_epochs": opts.max_epochs
-                or space.defaults.get("max_epochs", DEFAULT_MAX_EPOCHS),
+                "max_concurrent": concurrent,
+                "max_epochs": max_epochs,
                 "metric": opts.metric,
                 "time_budget_s": opts.time_budget_s,
                 "ray_address": opts.address or "local",
                 "seed": opts.seed,
             },
             resume=opts.resume,
+            data_uri=opts.data,
+            manifest=manifest,
         )
 
-    _init_ray(opts)
-    max_epochs = opts.max_epochs or int(space.defaults.get("max_epochs", DEFAULT_MAX_EPOCHS))
+    resources.init_ray(opts.address)
     ctx = TrialContext(
         data_uri=opts.data,
         endpoint=opts.endpoint,
         metric=opts.metric,
         max_epochs=max_epochs,
-        tracking_uri=tracking.tracking_uri() if tracking else None,
-        experiment_id=experiment_id,
+        tracking_uri=tracking_uri() if opts.tracking else None,
         parent_run_id=parent_run_id,
+        manifest=manifest,
         seed=opts.seed,
         fixed=dict(opts.fixed),
-        threads=_trial_threads(opts),
+        threads=resources.trial_threads(opts.address, concurrent, opts.cpus_per_trial),
     )
-    resources = {"cpu": _cpus_per_trial(opts), "gpu": opts.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), resources)
-    callbacks = [_Progress(opts.metric, _trials(space, opts), opts.out)]
-    if opts.tracking:
-        from avspot.search.tracking import KillStoppedRunsCallback
-
-        callbacks.append(KillStoppedRunsCallback())
+    trial_resources = {
+        "cpu": resources.cpus_per_trial(opts.cpus_per_trial),
+        "gpu": opts.gpus_per_trial,
+    }
+    trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), trial_resources)
+    callbacks: list[Any] = []
+    if opts.progress:
+        callbacks.append(ProgressCallback(opts.metric, _trials(space, opts), opts.out))
+    if parent_run_id is not None:
+        callbacks.append(EndStoppedRunsCallback(parent_run_id))
 
     if opts.resume:
         tuner = tune.Tuner.restore(
@@ -344,8 +199,6 @@ def run_search(opts: SearchOptions) -> SearchResult:
         if local:
             Path(exp_path).mkdir(parents=True, exist_ok=True)
             study_path = str(Path(exp_path) / "optuna.db")
-        from ray.tune.schedulers import ASHAScheduler
-
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
             metric=opts.metric,
@@ -354,10 +207,19 @@ def run_search(opts: SearchOptions) -> SearchResult:
             grace_period=min(opts.grace_period, max_epochs),
             reduction_factor=opts.reduction_factor,
         )
+        searcher = build_searcher(
+            space,
+            trials=_trials(space, opts),
+            seed=opts.seed,
+            metric=opts.metric,
+            study_name=opts.experiment_name,
+            study_path=study_path,
+            max_concurrent=concurrent,
+        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(space, opts, study_path),
+                search_alg=searcher,
                 scheduler=scheduler,
                 num_samples=_trials(space, opts),
                 time_budget_s=opts.time_budget_s,
@@ -375,12 +237,29 @@ def run_search(opts: SearchOptions) -> SearchResult:
     grid = tuner.fit()
     result = _leaderboard(grid, opts, exp_path, time.perf_counter() - t0)
     result.parent_run_id = parent_run_id
-    if opts.tracking:
-        from avspot.search import tracking
-
+    if parent_run_id is not None:
         if opts.register and result.best is not None:
-            result.model_version = tracking.register_best(result, manifest)
-        tracking.finish_search_run(parent_run_id, result)
+            result.model_version = registry.register_best(
+                result.experiment,
+                parent_run_id,
+                manifest.fingerprint,
+                best_trial_id=result.best.get("trial_id"),
+                metric=opts.metric,
+            )
+        runs.finish_search_run(
+            parent_run_id,
+            "FINISHED" if result.best is not None else "FAILED",
+            metrics={
+                "trials": result.trials,
+                "trial_epochs": result.trial_epochs,
+                "stopped_early": result.stopped_early,
+                "wall_s": result.wall_s,
+                "best_value": result.best["best"] if result.best else None,
+            },
+            tags={"avspot.challenger_version": result.model_version}
+            if result.model_version
+            else None,
+        )
     _print_leaderboard(result, opts)
     return result
 
@@ -430,44 +309,13 @@ def _print_leaderboard(result: SearchResult, opts: SearchOptions) -> None:
     for i, r in enumerate(result.rows[:15], 1):
         flag = " (error)" if r["error"] else ""
         print(
-            f"{i:>4}  {r['best']:>15.4f}  {r['epochs']:>6}  {_summary(r['config'])}{flag}", file=out
+            f"{i:>4}  {r['best']:>15.4f}  {r['epochs']:>6}  {summary(r['config'])}{flag}", file=out
         )
     print(f"\nresults: {result.path}", file=out)
     if result.parent_run_id:
-        from avspot.search.tracking import tracking_uri
-
         print(f"MLflow: parent run {result.parent_run_id} in {tracking_uri()}", file=out)
         if result.model_version:
             print(
                 f"registered avspot-spotter version {result.model_version} as @challenger", file=out
             )
     print(file=out, flush=True)
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, str]:
-    from avspot.search.cli import _parse_sets as parse
-
-    return parse(pairs)
-
-
-def run_search_cli(args: argparse.Namespace) -> int:
-    opts = SearchOptions(
-        data=args.data,
-        space=args.space,
-        trials=args.trials,
-        max_concurrent=args.max_concurrent,
-        gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial,
-        experiment=args.experiment,
-        address=args.address,
-        resume=args.resume,
-        metric=args.metric,
-        time_budget_s=args.time_budget_s,
-        max_epochs=args.max_epochs,
-        seed=args.seed,
-        storage=args.storage,
-        endpoint=args.endpoint_url,
-        fixed=_parse_sets(args.set),
-    )
-    result = run_search(opts)
-    return 0 if result.best is not None else 1

@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from avspot.avmodels import FUSIONS, POOLINGS, ModelConfig
-from avspot.avmodels.config import NUM_OUTPUTS, OUTPUT_NAMES
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.fusion_methods import FUSIONS
+from avspot.avmodels.pooling import POOLINGS
+from avspot.datasets.labels import NUM_OUTPUTS, OUTPUTS
 
 
 def test_seed_defaults() -> None:
@@ -19,7 +21,7 @@ def test_seed_defaults() -> None:
     assert cfg.modalities == ("video",)
     assert ModelConfig(window_s=60.0).window_frames == 120
     assert ModelConfig(fusion="before_fc").modalities == ("video", "audio")
-    assert OUTPUT_NAMES == ("card", "subs", "soccer", "background") and NUM_OUTPUTS == 4
+    assert OUTPUTS == ("card", "subs", "soccer", "background") and NUM_OUTPUTS == 4
 
 
 @pytest.mark.parametrize("fusion", list(FUSIONS))

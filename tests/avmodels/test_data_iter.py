@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avspot.avmodels.data import ChunkBatches, dense_targets, gather_windows, iter_chunk_batches
+from avspot.avmodels.data import ChunkBatches, gather_windows, iter_chunk_batches
+from avspot.avmodels.metrics import events_to_dense
 from avspot.datasets.errors import DataError
-from avspot.datasets.table import Event, Half
+from avspot.datasets.halves import Event, Half
 
 RAW = {"card": "y-card", "subs": "substitution-in", "soccer": "soccer-ball"}
 
@@ -87,5 +88,5 @@ def test_validation_chunks_in_order_and_dense_targets() -> None:
     batches = list(iter_chunk_batches(h, 10, 2))
     starts = [int(v[0, 0]) // 3 for b in batches for v in b["video"]]
     assert starts == sorted(starts) and starts[:3] == [0, 10, 20]
-    dense = dense_targets(h)  # (N, 3)
+    dense = events_to_dense(h.events, h.n_frames)  # (N, 3)
     assert dense.shape == (35, 3) and dense[3, 0] == 1 and dense[34, 2] == 1 and dense.sum() == 2

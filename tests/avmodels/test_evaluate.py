@@ -13,7 +13,7 @@ from avspot.avmodels import metrics, results_io
 from avspot.avmodels.evaluate import evaluate, format_result
 from avspot.avmodels.metrics import HalfSpots, average_map_spots
 from avspot.datasets.errors import DataError
-from avspot.search.cli import main
+from avspot.search.cli.main import main
 
 official = pytest.importorskip("SoccerNet.Evaluation.ActionSpotting")
 RAW = ["soccer-ball", "soccer-ball-own", "y-card", "r-card", "yr-card", "substitution-in"]
@@ -124,7 +124,7 @@ def test_cli_json_contract(tmp_path, capsys):
 
 
 def test_official_split_filter(tmp_path):
-    from avspot.avmodels.evaluate import official_games
+    from avspot.datasets.layout import official_games
 
     test_games = sorted(official_games("test"))
     assert len(test_games) == 100

@@ -8,13 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from avspot.avmodels import metrics
+from avspot.avmodels import metrics, results_io
 from avspot.avmodels.metrics import (
     HalfSpots,
     average_map,
     average_precision,
     chunk_metrics,
-    seed_average_map,
 )
 
 official = pytest.importorskip("SoccerNet.Evaluation.ActionSpotting")
@@ -259,7 +258,7 @@ def test_seed_average_map_is_the_plain_mean():
     rng = np.random.default_rng(4)
     targets, detections = random_halves(rng)
     r = average_map(targets, detections)
-    assert seed_average_map(targets, detections) == pytest.approx(np.mean(r.map_per_delta))
+    assert r.seed_average_map == pytest.approx(np.mean(r.map_per_delta))
     d = r.to_dict()
     assert d["average_map"] == r.average_map and d["metric"] == "loose"
     assert len(d["per_class_per_delta"]["card"]) == 12
@@ -344,8 +343,8 @@ def test_dense_conversions_match_official(seed):
     ref_p = official.predictions2vector(
         preds, num_classes=3, version=1, EVENT_DICTIONARY=EVENT_DICTIONARY_V1
     )
-    ours_l = metrics.labels_dict_to_dense(labels)
-    ours_p = metrics.spotting_dict_to_dense(preds)
+    ours_l = results_io.labels_dict_to_dense(labels)
+    ours_p = results_io.spotting_dict_to_dense(preds)
     for a, b in zip(ours_l + ours_p, ref_l + ref_p, strict=True):
         assert a.shape == b.shape == (14400, 3)
         np.testing.assert_array_equal(a, b)

@@ -9,24 +9,23 @@ import pytest
 import torch
 
 from avspot.avmodels.config import ModelConfig
-from avspot.avmodels.fusion import FUSIONS, build_model, combine_trained
+from avspot.avmodels.fusion import build_model, combine_trained
+from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.metrics import average_map
-from avspot.avmodels.results_io import read_predictions
-from avspot.avmodels.spotting import (
+from avspot.avmodels.postprocess import (
     POSTPROCESS,
     Spot,
     peaks_center,
     peaks_max,
     peaks_nms,
     postprocess,
-    predict_half,
-    predict_half_naive,
-    spot_table,
     spots_to_detections,
-    write_results,
 )
+from avspot.avmodels.results_io import read_predictions
+from avspot.avmodels.spotting import predict_half, predict_half_naive, spot_halves, write_results
 from avspot.datasets.errors import DataError
-from avspot.datasets.table import Event, Half, write_table
+from avspot.datasets.halves import Event, Half
+from avspot.datasets.table import iter_halves, write_table
 
 D = 16
 PAIRS = ("prob_product", "logit_mean")
@@ -177,7 +176,7 @@ def test_results_json_format(tmp_path) -> None:
     assert parsed.half.tolist() == [1, 2] and parsed.position_ms.tolist() == [754000, 4000]
 
 
-def test_spot_table_writes_one_file_per_game_with_both_halves(tmp_path) -> None:
+def test_spot_halves_writes_one_file_per_game_with_both_halves(tmp_path) -> None:
     halves = [
         _half(n=60, seed=s, game=f"league/season/game{g}", half=h)
         for s, (g, h) in enumerate([(0, 1), (0, 2), (1, 1), (1, 2)])
@@ -186,7 +185,7 @@ def test_spot_table_writes_one_file_per_game_with_both_halves(tmp_path) -> None:
     uri = str(tmp_path / "table")
     write_table(halves, uri, source="test")
     model = _model(_cfg("before_fc"))
-    paths = spot_table(model, uri, split="test", out_dir=tmp_path / "out", method="nms")
+    paths = spot_halves(model, iter_halves(uri, "test"), tmp_path / "out", "nms")
     assert sorted(p.parent.name for p in paths) == ["game0", "game1"]
     for p in paths:
         preds = read_predictions(p)
@@ -198,4 +197,6 @@ def test_spot_table_writes_one_file_per_game_with_both_halves(tmp_path) -> None:
     result = evaluate(uri, tmp_path / "out", split="test")
     assert 0 <= result["average_map"] <= 1 and result["halves"] == 4
     with pytest.raises(DataError, match="valid methods"):
-        spot_table(model, uri, out_dir=tmp_path / "bad", method="watershed")
+        spot_halves(model, iter_halves(uri, "test"), tmp_path / "bad", "watershed")
+    with pytest.raises(DataError, match="table: no halves to spot"):
+        spot_halves(model, [], tmp_path / "empty", source="table")

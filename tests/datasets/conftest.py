@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from avspot.datasets.table import Event, Half
+from avspot.datasets.halves import Event, Half
 
 
 def make_half(

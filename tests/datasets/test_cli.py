@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from avspot.search.cli import main
+from avspot.search.cli.main import main
 
 
 def _err_line(capsys) -> str:
@@ -25,7 +25,7 @@ def test_synth_inspect(tmp_path, capsys):
         == 0
     )
     said = capsys.readouterr().out
-    assert "wrote 3 synthetic games (6 halves)" in said and "fingerprint" in said
+    assert "wrote 3 synthetic games (6 halves," in said and "fingerprint" in said
     assert main(["data", "inspect", out]) == 0
     text = capsys.readouterr().out
     assert "train" in text and "goals" in text and "total" in text

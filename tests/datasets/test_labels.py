@@ -5,7 +5,7 @@ from avspot.datasets.labels import (
     CLASSES,
     NUM_OUTPUTS,
     RAW_LABELS,
-    class_index,
+    class_of_label,
     format_game_time,
     label_to_class,
     parse_game_time,
@@ -15,7 +15,9 @@ from avspot.datasets.labels import (
 def test_vocabulary():
     assert CLASSES == ("card", "subs", "soccer")
     assert NUM_OUTPUTS == 4
-    assert [class_index(c) for c in CLASSES] == [0, 1, 2]
+    assert [class_of_label(c) for c in CLASSES] == [0, 1, 2]
+    assert [class_of_label(r) for r in RAW_LABELS] == [2, 2, 0, 0, 0, 1]
+    assert class_of_label("goal") is None
 
 
 @pytest.mark.parametrize(
@@ -51,8 +53,3 @@ def test_parse_game_time():
 def test_parse_game_time_bad(bad):
     with pytest.raises(DataError, match="gameTime"):
         parse_game_time(bad)
-
-
-def test_unknown_class():
-    with pytest.raises(DataError):
-        class_index("goal")

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.datasets.soccernet import ingest, official_splits
-from avspot.datasets.table import read_halves, read_manifest
+from avspot.datasets.layout import official_splits
+from avspot.datasets.manifest import read_manifest
+from avspot.datasets.soccernet import ingest
+from avspot.datasets.table import read_halves
 
 TRAIN = "england_epl/2014-2015/2015-02-21 - 18-00 Chelsea 1 - 1 Burnley"
 VALID = "england_epl/2014-2015/2015-04-11 - 19-30 Burnley 0 - 1 Arsenal"

@@ -10,17 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.halves import Half
+from avspot.datasets.manifest import MANIFEST_NAME, read_manifest
+from avspot.datasets.storage import resolve
 from avspot.datasets.table import (
-    MANIFEST_NAME,
-    Half,
     half_from_row,
     half_to_table,
     halves_from_arrow,
     iter_halves,
     list_halves,
     read_halves,
-    read_manifest,
-    resolve,
     write_table,
 )
 
@@ -259,9 +258,9 @@ def test_unreachable_endpoint_fails_fast(tmp_path, half_factory, monkeypatch):
 
 def test_silent_endpoint_fails_within_timeout(monkeypatch):
     """An endpoint that accepts connections but never answers must not hang."""
-    import avspot.datasets.table as table
+    import avspot.datasets.storage as storage
 
-    monkeypatch.setattr(table, "S3_REQUEST_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(storage, "S3_REQUEST_TIMEOUT_S", 1.0)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     with socket.socket() as srv:

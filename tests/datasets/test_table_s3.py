@@ -7,15 +7,9 @@ import pytest
 
 from avspot.datasets.errors import DataError
 from avspot.datasets.inspect import inspect_table
+from avspot.datasets.manifest import MANIFEST_NAME, read_manifest
 from avspot.datasets.synth import synthesize
-from avspot.datasets.table import (
-    MANIFEST_NAME,
-    iter_halves,
-    list_halves,
-    read_halves,
-    read_manifest,
-    write_table,
-)
+from avspot.datasets.table import iter_halves, list_halves, read_halves, write_table
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.datasets.table import Event, Half
-from avspot.datasets.windows import chunk_labels, gather_chunks, padded, sliding_windows
+from avspot.datasets.halves import Event, Half
+from avspot.datasets.windows import chunk_labels, gather_chunks, n_sliding_windows, sliding_starts
 
 
 def _half(n=100, events=()):
@@ -50,8 +50,9 @@ def test_gather_chunks():
 @pytest.mark.parametrize("n,w,stride", [(100, 20, 1), (101, 21, 2), (7, 40, 3), (50, 1, 5)])
 def test_sliding_windows_centred_and_count(n, w, stride):
     x = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)  # (n, 4)
-    v = sliding_windows(x, w, stride)
-    assert v.shape == (-(-n // stride), w, 4)
+    starts = sliding_starts(n, w, stride)
+    assert starts.shape == (n_sliding_windows(n, stride),) == (-(-n // stride),)
+    v = gather_chunks(x, starts, w)  # (n_windows, W, 4), edges repeated
     for i in range(v.shape[0]):
         c = i * stride
         expect = np.clip(np.arange(c - w // 2, c - w // 2 + w), 0, n - 1)
@@ -59,24 +60,23 @@ def test_sliding_windows_centred_and_count(n, w, stride):
         assert v[i, w // 2, 0] == c  # centred on frame i * stride
 
 
-def test_sliding_windows_is_a_view():
-    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    p = padded(x, 40)
-    v = sliding_windows(x, 40, 2, padded_features=p)
-    assert v.shape == (150, 40, 8)
-    assert np.shares_memory(v, p)  # a view of the padded array...
-    assert v.base is not None and not v.flags.owndata
-    assert np.shares_memory(v[0], v[1])  # ...and overlapping windows share memory (no copies)
-    np.testing.assert_array_equal(sliding_windows(x, 40, 2)[3], v[3])
-    p[20, 0] = 1234.0  # padded row 20 = frame 0 + 20 - 20
-    assert v[0, 20, 0] == 1234.0
+def test_sliding_windows_match_the_tensor_definition():
+    """datasets.windows (index arithmetic) and avmodels.sliding (a padded tensor) agree."""
+    torch = pytest.importorskip("torch")
+    from avspot.avmodels.sliding import windows_reference
+
+    x = np.random.default_rng(0).standard_normal((53, 3)).astype(np.float32)
+    for w, s in ((8, 1), (9, 2), (40, 3)):
+        ours = gather_chunks(x, sliding_starts(len(x), w, s), w)
+        ref = windows_reference(torch.from_numpy(x), w, s).numpy()
+        np.testing.assert_array_equal(ours, ref)
 
 
 def test_windows_bad_args():
     x = np.zeros((10, 2), np.float32)
     with pytest.raises(DataError):
-        sliding_windows(x, 0, 1)
+        sliding_starts(len(x), 0, 1)
     with pytest.raises(DataError):
-        sliding_windows(x, 4, 0)
+        sliding_starts(len(x), 4, 0)
     with pytest.raises(DataError):
         gather_chunks(np.zeros((0, 2), np.float32), np.array([0]), 4)

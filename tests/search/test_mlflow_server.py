@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from avspot.search import registry as R  # noqa: E402
+from avspot.datasets.s3server import free_port
 from avspot.search import testing as F
-from avspot.search import tracking as T  # noqa: E402
+from avspot.search.tracking.client import get_client
+from avspot.search.tracking.registry import load_spotter, promote, register_challenger
+from avspot.search.tracking.runs import finish_search_run, start_search_run
+from avspot.search.tracking.trial import MLflowTrialCallback
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -44,7 +47,7 @@ def _env(tmp: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("mlflow_server")
-    port = F.free_port()
+    port = free_port()
     cmd = [
         MLFLOW,
         "server",
@@ -74,13 +77,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     monkeypatch.chdir(tmp_path)
-    parent = T.start_search_run(
-        "http-exp", {"space": "smoke", "data_source": "synthetic", "data_fingerprint": "9" * 64}
+    parent = start_search_run(
+        "http-exp", {"space": "smoke"}, data_uri="/t", manifest=F.tiny_manifest("9" * 64)
     )
     cfg = F.tiny_train_config()
-    cb = T.MLflowTrialCallback(parent, None, cfg.to_dict(), "trial_0", trial_id="t0")
+    cb = MLflowTrialCallback(parent, cfg.to_dict(), "trial_0", trial_id="t0")
     F.run_fake_trial(cb, cfg)
-    client = T.get_client()
+    client = get_client()
     run = client.get_run(cb.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.parentRunId"] == parent
@@ -89,19 +92,19 @@ def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypa
         a.path for a in client.list_artifacts(cb.run_id, "plots")
     }
 
-    mv = R.register_challenger("http-exp", cb.run_id, run.data.metrics, "9" * 64, parent)
-    assert R.promote("http-exp").promoted
-    T.finish_search_run(parent)
-    model, mcfg = R.load_spotter_with_config("models:/avspot-spotter@champion")
+    mv = register_challenger("http-exp", cb.run_id, run.data.metrics, "9" * 64, parent)
+    assert promote("http-exp").promoted
+    finish_search_run(parent)
+    model, mcfg = load_spotter("models:/avspot-spotter@champion")
     assert mcfg.window_frames == cfg.model.window_frames
 
-    from avspot.search.report import build_report
+    from avspot.search.reporting.report import build_report
 
     build_report("http-exp", tmp_path / "report")
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent, "report")}
 
     # mlflow models serve answers a spotting request (2-minute half, 240 frames at 2 fps)
-    port = F.free_port()
+    port = free_port()
     env = {**_env(tmp_path), "MLFLOW_TRACKING_URI": server}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     serve = subprocess.Popen(

@@ -7,7 +7,7 @@ import logging
 import optuna
 from optuna.trial import TrialState
 
-from avspot.search.optuna_search import AvspotOptunaSearch
+from avspot.search.tuning.searcher import AvspotOptunaSearch
 
 
 def _space(trial):

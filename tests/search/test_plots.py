@@ -10,22 +10,43 @@ from avspot.search.testing import fake_history
 PNG = b"\x89PNG"
 
 
-def test_lr_decay_epochs() -> None:
-    hist = [
-        {"epoch": 1, "lr": 1e-3},
-        {"epoch": 2, "lr": 1e-3},
-        {"epoch": 3, "lr": 1e-4},
-        {"epoch": 4, "lr": 1e-4},
-        {"epoch": 5, "lr": 1e-5},
+def test_lr_decay_epochs_are_the_trainers_step_downs_only() -> None:
+    step = [
+        {"epoch": 1, "lr": 1e-3, "lr_decayed": 0.0},
+        {"epoch": 2, "lr": 1e-3, "lr_decayed": 1.0},
+        {"epoch": 3, "lr": 1e-4, "lr_decayed": 0.0},
+        {"epoch": 4, "lr": 1e-4, "lr_decayed": 1.0},
+        {"epoch": 5, "lr": 1e-5, "lr_decayed": 0.0},
     ]
-    assert plots.lr_decay_epochs(hist) == [3.0, 5.0]
+    assert plots.lr_decay_epochs(step) == [2.0, 4.0]
+    cosine = [{"epoch": e, "lr": 1e-3 * (6 - e) / 5, "lr_decayed": 0.0} for e in range(1, 6)]
+    assert plots.lr_decay_epochs(cosine) == []  # lowered every epoch, never stepped down
+
+
+def test_trainer_flags_decays_of_step_and_plateau_schedules_only() -> None:
+    from avspot.avmodels.trainer import train
+    from avspot.search.testing import tiny_halves, tiny_train_config
+
+    train_h = tiny_halves(4, split="train")
+    valid_h = tiny_halves(2, split="valid", seed=1)
+    for schedule, expect_some in (("step", True), ("cosine", False)):
+        cfg = tiny_train_config("video")
+        cfg = type(cfg).from_overrides(
+            {"schedule": schedule, "patience": "1", "max_epochs": "4", "stop_patience": "9"}, cfg
+        )
+        history = train(cfg, train_h, valid_h).history
+        assert all(0.0 <= h["train_map"] <= 1.0 for h in history)
+        flagged = [h["epoch"] for h in history if h["lr_decayed"]]
+        assert bool(flagged) == expect_some, (schedule, history)
+        for h, nxt in zip(history, history[1:], strict=False):
+            assert (nxt["lr"] < h["lr"]) == bool(h["lr_decayed"]) or schedule == "cosine"
 
 
 def test_every_figure_renders(tmp_path: Path) -> None:
-    curve = {"tolerances": [5, 10, 15, 20], "curve": [0.1, 0.3, 0.5, 0.6], "average_map": 0.4}
+    curve = {"deltas": [5, 10, 15, 20], "map_per_delta": [0.1, 0.3, 0.5, 0.6], "average_map": 0.4}
     figs = {
         "tol.png": lambda p: plots.tolerance_curve({"T=20s": curve, "T=60s": curve}, p),
-        "lc.png": lambda p: plots.learning_curves(fake_history(6), p),
+        "lc.png": lambda p: plots.learning_curves(fake_history(6), p, schedule="step"),
         "lc_train.png": lambda p: plots.learning_curves(
             [{**h, "train_map": 0.9} for h in fake_history(3)], p
         ),

@@ -3,17 +3,20 @@ parent run; and the secrets scan over everything a tracked search leaves in MLfl
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.search import registry as R
-from avspot.search import report as REP
 from avspot.search import testing as F
-from avspot.search import tracking as T
+from avspot.search.cli.main import main as cli_main
+from avspot.search.reporting.report import build_report
+from avspot.search.tracking.client import get_client
+from avspot.search.tracking.names import MODEL_NAME
+from avspot.search.tracking.registry import _download, promote, register_challenger
+from avspot.search.tracking.runs import finish_search_run, start_search_run
+from avspot.search.tracking.trial import MLflowTrialCallback
 
 SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKEKEYID7777",
@@ -23,20 +26,16 @@ SECRETS = {
 
 
 def _search(experiment: str, source: str, fingerprint: str, grid, log_model: bool = False):
-    parent = T.start_search_run(
+    parent = start_search_run(
         experiment,
-        {
-            "space": "paper",
-            "data_uri": "/d",
-            "data_source": source,
-            "data_fingerprint": fingerprint,
-            "metric": "val_average_map",
-        },
+        {"space": "paper", "data_uri": "/d", "metric": "val_average_map"},
+        data_uri="/d",
+        manifest=F.tiny_manifest(fingerprint, source),
     )
     for i, (fusion, window, quality) in enumerate(grid):
         cfg = F.tiny_train_config(fusion, window_s=window)
-        cb = T.MLflowTrialCallback(
-            parent, None, cfg.to_dict(), f"t{i}", log_model=log_model, log_plots=False
+        cb = MLflowTrialCallback(
+            parent, cfg.to_dict(), f"t{i}", log_model=log_model, log_plots=False
         )
         F.run_fake_trial(cb, cfg, quality=quality, seed=i)
     return parent
@@ -56,15 +55,15 @@ GRID = [
 def test_report_tables_figures_and_provenance(store: str, tmp_path: Path) -> None:
     parent = _search("exp", "synthetic", "c" * 64, GRID)
     cfg = F.tiny_train_config("logit_mean")
-    stopped = T.MLflowTrialCallback(parent, None, cfg.to_dict(), "stopped", log_model=False)
+    stopped = MLflowTrialCallback(parent, cfg.to_dict(), "stopped", log_model=False)
     F.run_fake_trial(stopped, cfg, quality=0.6, stop_after=2)
     stopped.close("KILLED")
-    T.finish_search_run(parent)
+    finish_search_run(parent)
 
     out = tmp_path / "report"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    assert REP.report_cli(argparse.Namespace(experiment="exp", out=str(out))) == 0
+    assert cli_main(["report", "--experiment", "exp", "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
     assert not (out / "stale.txt").exists()  # replaced as a whole
     assert "SYNTHETIC data" in md and "not SoccerNet results" in md
@@ -76,7 +75,7 @@ def test_report_tables_figures_and_provenance(store: str, tmp_path: Path) -> Non
     assert (out / "figures" / "learning_curves.png").is_file()
     assert (out / "figures" / "confusion.png").is_file()
     assert not list(tmp_path.glob(".report.*"))  # no temp dirs left behind
-    client = T.get_client()
+    client = get_client()
     logged = {a.path for a in client.list_artifacts(parent, "report")}
     assert "report/report.md" in logged
 
@@ -84,7 +83,7 @@ def test_report_tables_figures_and_provenance(store: str, tmp_path: Path) -> Non
 def test_report_keeps_datasets_apart(store: str, tmp_path: Path) -> None:
     _search("exp", "synthetic", "c" * 64, GRID[:2])
     _search("exp", "soccernet", "d" * 64, GRID[2:3])
-    out = REP.build_report("exp", tmp_path / "r", log_to_parent=False)
+    out = build_report("exp", tmp_path / "r", log_to_parent=False)
     md = (out / "report.md").read_text()
     assert "## Results on soccernet data `dddddddddddd`" in md
     assert "## Results on synthetic data `cccccccccccc`" in md
@@ -94,7 +93,7 @@ def test_report_keeps_datasets_apart(store: str, tmp_path: Path) -> None:
 
 def test_report_unknown_experiment_writes_nothing(store: str, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
-        REP.build_report("nope", tmp_path / "r")
+        build_report("nope", tmp_path / "r")
     assert not (tmp_path / "r").exists() and not list(tmp_path.glob(".r.*"))
 
 
@@ -104,40 +103,45 @@ def test_no_secret_reaches_mlflow(store: str, tmp_path: Path, monkeypatch) -> No
     params = {
         "space": "smoke",
         "data_uri": f"s3://{SECRETS['AWS_ACCESS_KEY_ID']}:{SECRETS['AWS_SECRET_ACCESS_KEY']}@b/t",
-        "data_source": "synthetic",
-        "data_fingerprint": "e" * 64,
         "aws_secret_access_key": SECRETS["AWS_SECRET_ACCESS_KEY"],
         "endpoint": f"http://u:{SECRETS['MLFLOW_TRACKING_PASSWORD']}@127.0.0.1:9000",
     }
-    parent = T.start_search_run("exp", params, {"note": SECRETS["MLFLOW_TRACKING_PASSWORD"]})
+    parent = start_search_run(
+        "exp",
+        params,
+        {"note": SECRETS["MLFLOW_TRACKING_PASSWORD"]},
+        data_uri=params["data_uri"],
+        manifest=F.tiny_manifest("e" * 64),
+    )
     cfg = F.tiny_train_config()
     trial_config = {**cfg.to_dict(), "password": SECRETS["MLFLOW_TRACKING_PASSWORD"]}
-    cb = T.MLflowTrialCallback(parent, None, trial_config, "t0")
+    cb = MLflowTrialCallback(parent, trial_config, "t0")
     F.run_fake_trial(cb, cfg)
-    failing = T.MLflowTrialCallback(parent, None, cfg.to_dict(), "t1", log_model=False)
+    failing = MLflowTrialCallback(parent, cfg.to_dict(), "t1", log_model=False)
     failing.close(
         "FAILED", RuntimeError(f"cannot reach s3 with {SECRETS['AWS_SECRET_ACCESS_KEY']}")
     )
-    metrics = T.get_client().get_run(cb.run_id).data.metrics
-    R.register_challenger("exp", cb.run_id, metrics, "e" * 64, parent)
-    R.promote("exp")
-    T.finish_search_run(parent)
-    REP.build_report("exp", tmp_path / "report")
+    metrics = get_client().get_run(cb.run_id).data.metrics
+    register_challenger("exp", cb.run_id, metrics, "e" * 64, parent)
+    promote("exp")
+    finish_search_run(parent)
+    build_report("exp", tmp_path / "report")
 
-    client = T.get_client()
+    client = get_client()
     exp = client.get_experiment_by_name("exp")
     texts: list[str] = []
     for run in client.search_runs([exp.experiment_id]):
         texts += [f"{k}={v}" for k, v in run.data.params.items()]
         texts += [f"{k}={v}" for k, v in run.data.tags.items()]
         texts += list(run.data.metrics)
+        texts += [d.dataset.source + d.dataset.name for d in run.inputs.dataset_inputs]
         with tempfile.TemporaryDirectory() as d:
             local = Path(client.download_artifacts(run.info.run_id, "", d))
             texts += _texts(local)
-    for mv in client.search_model_versions(f"name = '{R.MODEL_NAME}'"):
+    for mv in client.search_model_versions(f"name = '{MODEL_NAME}'"):
         texts += [f"{k}={v}" for k, v in mv.tags.items()] + [mv.description or "", mv.source]
         with tempfile.TemporaryDirectory() as d:
-            texts += _texts(R._download(f"models:/{R.MODEL_NAME}/{mv.version}"))
+            texts += _texts(_download(f"models:/{MODEL_NAME}/{mv.version}"))
     blob = "\n".join(texts)
     assert "report/report.md" in blob or "avspot report" in blob  # artifacts were scanned
     assert "MLmodel" in blob  # the model files were scanned

@@ -16,8 +16,8 @@ import pytest
 
 from avspot.datasets.errors import DataError
 from avspot.datasets.synth import synthesize
-from avspot.search.cli import main
-from avspot.search.tuner import SearchOptions, run_search
+from avspot.search.cli.main import main
+from avspot.search.tuning.tuner import SearchOptions, run_search
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +88,10 @@ def test_smoke_search_streams_from_s3_and_tracks_every_trial(tmp_path, s3, s3_ta
 
 def test_search_refuses_bad_input(tmp_path, s3_table, s3, capsys):
     args = ["search", "--data", s3_table, "--endpoint-url", s3.endpoint]
-    assert main([*args, "--space", "nope"]) == 2
-    assert "valid: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices: exit 2, valid ones named
+        main([*args, "--space", "nope"])
+    assert exit_info.value.code == 2
+    assert "choose from 'fusion', 'paper', 'smoke'" in capsys.readouterr().err
     assert main([*args, "--space", "smoke", "--set", "bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
     storage = str(tmp_path / "rr")
@@ -164,7 +166,7 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
 
     from avspot.datasets.table import iter_halves
     from avspot.datasets.windows import chunk_labels
-    from avspot.search.trainable import RayTrainStream
+    from avspot.search.tuning.stream import RayTrainStream
 
     w = 20
     expected = sum(
@@ -194,7 +196,7 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
         stream.close()
         return out
 
-    # One at a time: two 1-CPU tasks on 2 CPUs would leave Ray Data none (DESIGN section 2).
+    # One at a time: two 1-CPU tasks on 2 CPUs would leave Ray Data none (docs/contracts.md, Ray facts).
     plain = ray.get(epochs.remote(0))
     prefetched = ray.get(epochs.remote(2))
     assert len(plain[0]) == expected

@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from avspot.avmodels.trainer import TrainConfig
+from avspot.avmodels.train_config import TrainConfig
 from avspot.datasets.errors import DataError
-from avspot.search.optuna_search import SpaceFunction
 from avspot.search.spaces import available_spaces, get_space, trainer_overrides
+from avspot.search.tuning.searcher import SpaceFunction
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -67,7 +67,8 @@ def test_fusion_space_is_conditional():
 
 
 def test_space_vocabulary_matches_the_model_registries():
-    from avspot.avmodels import FUSIONS, POOLINGS
+    from avspot.avmodels.fusion_methods import FUSIONS
+    from avspot.avmodels.pooling import POOLINGS
     from avspot.search.spaces import _common
 
     assert set(_common.FUSION_METHODS) == set(FUSIONS)

@@ -3,18 +3,25 @@ artifacts, the logged model, run statuses, fast failure on an unreachable server
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.s3server import free_port
 from avspot.search import testing as F
-from avspot.search import tracking as T
+from avspot.search.tracking.client import get_client, tracking_uri
+from avspot.search.tracking.names import TAG_DATA_SOURCE, TAG_MODEL_URI, TAG_ROLE, TAG_TRIAL_ID
+from avspot.search.tracking.runs import (
+    child_runs,
+    end_trial_runs,
+    finish_search_run,
+    search_parent_run,
+    start_search_run,
+)
+from avspot.search.tracking.scrub import scrub
+from avspot.search.tracking.trial import MLflowTrialCallback
 
 PARAMS = {
     "space": "smoke",
@@ -26,35 +33,43 @@ PARAMS = {
 }
 
 
-def _trial(parent: str, fusion: str = "before_fc", **kw) -> T.MLflowTrialCallback:
+def _trial(parent: str, fusion: str = "before_fc", **kw) -> MLflowTrialCallback:
     cfg = F.tiny_train_config(fusion)
-    return T.MLflowTrialCallback(parent, None, cfg.to_dict(), f"trial_{fusion}", **kw)
+    return MLflowTrialCallback(parent, cfg.to_dict(), f"trial_{fusion}", **kw)
 
 
 def test_tracking_uri_defaults_to_absolute_sqlite(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert T.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
-    assert T.tracking_uri("sqlite:///rel/x.db") == f"sqlite:///{tmp_path.resolve() / 'rel/x.db'}"
+    assert tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert tracking_uri("sqlite:///rel/x.db") == f"sqlite:///{tmp_path.resolve() / 'rel/x.db'}"
     with pytest.raises(DataError, match="file stores"):
-        T.tracking_uri("file:///tmp/mlruns")
+        tracking_uri("file:///tmp/mlruns")
     with pytest.raises(DataError, match="file stores"):
-        T.tracking_uri("/tmp/mlruns")
+        tracking_uri("/tmp/mlruns")
 
 
 def test_parent_and_nested_child_run(store: str) -> None:
-    parent = T.start_search_run("exp", PARAMS, {"owner": "tests"})
-    cb = _trial(parent, trial_id="abc_00001")
+    manifest = F.tiny_manifest()
+    parent = start_search_run("exp", PARAMS, {"owner": "tests"}, data_uri="/t", manifest=manifest)
+    cb = _trial(parent, trial_id="abc_00001", data_uri="/t", manifest=manifest)
     F.run_fake_trial(cb, F.tiny_train_config(), epochs=4)
-    client = T.get_client()
+    client = get_client()
     prun, run = client.get_run(parent), client.get_run(cb.run_id)
 
     assert prun.data.params["data_source"] == "synthetic"
-    assert prun.data.params["code_version"]
-    assert prun.data.tags[T.TAG_ROLE] == "search"
+    assert prun.data.tags["avspot.code_version"]
+    assert prun.data.tags[TAG_ROLE] == "search"
+    # MLflow's own idioms: context tags, and the table as a dataset input of both runs
+    assert prun.data.tags["mlflow.user"] and prun.data.tags["mlflow.source.type"]
+    for r in (prun, run):
+        (inp,) = r.inputs.dataset_inputs
+        assert inp.dataset.name == "synthetic" and inp.dataset.digest == "f" * 32
+        assert inp.dataset.source_type == "local" and "/t" in inp.dataset.source
+        assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "train+valid"
     assert run.data.tags["mlflow.parentRunId"] == parent
-    assert run.data.tags[T.TAG_TRIAL_ID] == "abc_00001"
-    assert run.data.tags[T.TAG_DATA_SOURCE] == "synthetic"
+    assert run.data.tags[TAG_TRIAL_ID] == "abc_00001"
+    assert run.data.tags[TAG_DATA_SOURCE] == "synthetic"
     assert run.info.status == "FINISHED" and cb.status == "FINISHED"
     assert run.info.experiment_id == prun.info.experiment_id
     # the trial config, flattened
@@ -63,7 +78,7 @@ def test_parent_and_nested_child_run(store: str) -> None:
     # per-epoch metrics with step = epoch; best-epoch summary
     hist = client.get_metric_history(cb.run_id, "val_map")
     assert [h.step for h in hist] == [1, 2, 3, 4]
-    for key in ("train_loss", "val_average_map", "lr", "val_ap_card"):
+    for key in ("train_loss", "train_map", "val_average_map", "lr", "val_ap_card"):
         assert len(client.get_metric_history(cb.run_id, key)) == 4
     m = run.data.metrics
     for key in (
@@ -84,23 +99,27 @@ def test_parent_and_nested_child_run(store: str) -> None:
     }
     # the model: a LoggedModel of the run, reachable as runs:/<id>/model
     assert cb.model_uri and cb.model_uri.startswith("models:/")
-    assert run.data.tags[T.TAG_MODEL_URI] == cb.model_uri
-    from avspot.search.registry import load_spotter_with_config
+    assert run.data.tags[TAG_MODEL_URI] == cb.model_uri
+    from avspot.search.tracking.registry import load_spotter
 
-    model, cfg = load_spotter_with_config(f"runs:/{cb.run_id}/model")
-    assert cfg.fusion == "before_fc" and model.cfg.window_frames == cfg.window_frames
+    model, cfg = load_spotter(f"runs:/{cb.run_id}/model")
+    assert cfg.fusion == "before_fc" and model.config == cfg
+    (logged,) = client.search_logged_models([run.info.experiment_id])
+    assert logged.source_run_id == cb.run_id and logged.status.name == "READY"
+    assert logged.model_id == cb.model_uri.removeprefix("models:/")
+    assert {m.key for m in logged.metrics} >= {"val_average_map", "best_val_average_map"}
 
-    T.finish_search_run(parent, "FINISHED", {"trials": 1}, tags={"done": "yes"})
+    finish_search_run(parent, "FINISHED", {"trials": 1}, tags={"done": "yes"})
     prun = client.get_run(parent)
     assert prun.info.status == "FINISHED" and prun.data.metrics["trials"] == 1
 
 
 def test_child_run_statuses_never_left_running(store: str) -> None:
-    parent = T.start_search_run("exp", PARAMS)
-    client = T.get_client()
+    parent = start_search_run("exp", PARAMS)
+    client = get_client()
 
     with pytest.raises(RuntimeError), _trial(parent, log_model=False) as failing:
-        failing.on_epoch_end(1, {"val_map": 0.1, "lr": 1e-3})
+        failing.on_epoch_end(1, {"val_map": 0.1, "lr": 1e-3}, None)
         raise RuntimeError("boom")
     run = client.get_run(failing.run_id)
     assert run.info.status == "FAILED"
@@ -114,54 +133,40 @@ def test_child_run_statuses_never_left_running(store: str) -> None:
 
     # a trial whose process died: the driver's callback logic and finish_search_run end it
     orphan = _trial(parent, trial_id="t_orphan", log_model=False)
-    orphan.on_epoch_end(1, {"val_map": 0.2})
-    assert T.end_trial_runs("t_orphan", "KILLED", parent_run_id=parent) == 1
+    orphan.on_epoch_end(1, {"val_map": 0.2}, None)
+    assert end_trial_runs("t_orphan", "KILLED", parent) == 1
     orphan.close("FINISHED")  # a late close does not overwrite the driver's status
     assert client.get_run(orphan.run_id).info.status == "KILLED"
 
     lost = _trial(parent, log_model=False)
-    T.finish_search_run(parent)
+    finish_search_run(parent)
     assert client.get_run(lost.run_id).info.status == "KILLED"
-    assert {r.info.status for r in T.child_runs(client, parent)} <= {"FAILED", "KILLED"}
+    assert {r.info.status for r in child_runs(client, parent)} <= {"FAILED", "KILLED"}
     with pytest.raises(ValueError, match="status"):
-        T.finish_search_run(parent, "DONE")
+        finish_search_run(parent, "DONE")
 
 
 def test_search_parent_run_resume_reopens_latest(store: str) -> None:
-    first, exp_id = T.search_parent_run("exp", PARAMS)
-    T.finish_search_run(first, "KILLED")
-    again, exp_id2 = T.search_parent_run("exp", PARAMS, resume=True)
+    first, exp_id = search_parent_run("exp", PARAMS)
+    finish_search_run(first, "KILLED")
+    again, exp_id2 = search_parent_run("exp", PARAMS, resume=True)
     assert (again, exp_id2) == (first, exp_id)
-    assert T.get_client().get_run(first).info.status == "RUNNING"
-    new, _ = T.search_parent_run("exp", PARAMS)
+    assert get_client().get_run(first).info.status == "RUNNING"
+    new, _ = search_parent_run("exp", PARAMS)
     assert new != first
 
 
-def test_finish_search_run_accepts_a_search_result(store: str) -> None:
-    class Result:
-        trials, trial_epochs, stopped_early, wall_s = 3, 7, 1, 12.5
-        best = {"best": 0.42, "trial_id": "x"}
-        model_version = "2"
-
-    parent = T.start_search_run("exp", PARAMS)
-    T.finish_search_run(parent, Result())
-    run = T.get_client().get_run(parent)
-    assert run.info.status == "FINISHED"
-    assert run.data.metrics["trial_epochs"] == 7 and run.data.metrics["best_value"] == 0.42
-    assert run.data.tags["avspot.challenger_version"] == "2"
-
-
 def test_evaluate_checkpoint_per_method_and_timelines(store: str, tmp_path: Path) -> None:
-    from avspot.datasets.table import write_table
+    from avspot.datasets.table import iter_halves, write_table
 
     table = str(tmp_path / "table")
     halves = F.tiny_halves(2, split="valid") + F.tiny_halves(2, split="test", seed=1)
     halves += F.tiny_halves(2, split="train", seed=2)
     write_table(halves, table, source="synthetic", seed=0)
-    parent = T.start_search_run("exp", PARAMS)
-    cb = _trial(parent, data_uri=table)
+    parent = start_search_run("exp", PARAMS)
+    cb = _trial(parent, halves=lambda split: iter_halves(table, split))
     F.run_fake_trial(cb, F.tiny_train_config())
-    client = T.get_client()
+    client = get_client()
     m = client.get_run(cb.run_id).data.metrics
     for method in ("center", "max", "nms"):
         assert 0.0 <= m[f"val_average_map_{method}"] <= 1.0
@@ -170,24 +175,18 @@ def test_evaluate_checkpoint_per_method_and_timelines(store: str, tmp_path: Path
     assert "avspot.eval_error" not in client.get_run(cb.run_id).data.tags
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_server_fails_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pw@127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pw@127.0.0.1:{free_port()}")
     t0 = time.perf_counter()
     with pytest.raises(DataError, match="unreachable") as exc:
-        T.start_search_run("exp", PARAMS)
+        start_search_run("exp", PARAMS)
     assert time.perf_counter() - t0 < 5
     assert "pw" not in str(exc.value)
 
 
 def test_scrub_drops_secret_keys_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value-xyz")
-    out = T.scrub(
+    out = scrub(
         {
             "aws_secret_access_key": "x",
             "api_token": "y",
@@ -199,13 +198,3 @@ def test_scrub_drops_secret_keys_and_values(monkeypatch: pytest.MonkeyPatch) -> 
     assert set(out) == {"uri", "note", "nested"}
     assert "s3cr3t" not in "".join(out.values())
     assert out["uri"] == "s3://***@bucket/p"
-
-
-def test_import_avspot_search_stays_light() -> None:
-    code = (
-        "import sys, avspot.search, avspot.search.cli as c\n"
-        "c.build_parser()\n"
-        "bad = [m for m in ('mlflow', 'torch', 'ray', 'matplotlib') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})

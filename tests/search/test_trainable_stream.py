@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from avspot.search.trainable import RayTrainStream, _Prefetch
+from avspot.search.tuning.stream import RayTrainStream, _Prefetch
 
 
 def _batches(n: int, fail_at: int | None = None):

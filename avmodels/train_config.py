@@ -1,0 +1,137 @@
+"""``TrainConfig``: one training run (the model and every trainer setting), and ``--set``.
+
+``avspot train --set key=value`` and ``avspot search --set`` accept every field of
+``TrainConfig`` and of ``ModelConfig`` (``model.`` prefix optional), parsed by the field types
+(``avmodels.overrides``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.fusion_methods import FUSIONS
+from avspot.avmodels.metrics import MONITORS
+from avspot.avmodels.overrides import field_types, parse_value
+from avspot.avmodels.postprocess import POSTPROCESS
+from avspot.datasets.errors import DataError
+
+__all__ = ["CLASS_WEIGHTS", "SCHEDULES", "TrainConfig"]
+
+SCHEDULES = ("step", "cosine", "plateau")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass
+class TrainConfig:
+    """One training run: the model and every trainer setting (JSON-able via to_dict)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lr: float = 1e-3
+    batch_size: int = 256
+    max_epochs: int = 30
+    schedule: str = "step"  # step | cosine | plateau
+    lr_decay: float = 10.0  # step/plateau: divide the rate by this
+    patience: int = 5  # step/plateau: epochs without improvement before a decay
+    stop_patience: int = 10  # stop after this many epochs without improvement
+    max_decays: int = 2  # step: stop instead of decaying more than this
+    min_lr: float = 0.0  # cosine/plateau floor
+    monitor: str = "val_map"  # val_map | val_average_map
+    class_weight: str = "none"  # none | balanced (pos_weight per output from train frequencies)
+    weight_decay: float = 0.0
+    seed: int = 0
+    spot_method: str = "nms"  # center | max | nms: validation spotting post-processing
+    val_spotting: bool = True  # compute val_average_map each epoch (required by its monitor)
+    num_threads: int = 0  # torch threads; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise DataError naming the first bad field and its valid values."""
+        choices = {
+            "schedule": SCHEDULES,
+            "monitor": MONITORS,
+            "class_weight": CLASS_WEIGHTS,
+            "spot_method": tuple(POSTPROCESS),
+        }
+        for name, valid in choices.items():
+            value = getattr(self, name)
+            if value not in valid:
+                raise DataError(f"{name}={value!r}: unknown; valid: {', '.join(valid)}")
+        positive = ("lr", "batch_size", "max_epochs", "lr_decay", "patience", "stop_patience")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise DataError(f"{name}={getattr(self, name)!r}: must be > 0")
+        for name in ("max_decays", "min_lr", "weight_decay", "num_threads"):
+            if getattr(self, name) < 0:
+                raise DataError(f"{name}={getattr(self, name)!r}: must be >= 0")
+        if self.monitor == "val_average_map" and not self.val_spotting:
+            raise DataError("monitor=val_average_map needs val_spotting=true")
+
+    @property
+    def pair(self) -> bool:
+        """True when the fusion method combines two separately trained models."""
+        return FUSIONS[self.model.fusion].requires_pretrained
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able nested dict (``model`` is the ModelConfig's dict)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of to_dict; unknown keys raise DataError."""
+        d = dict(d)
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        known = {f.name for f in dataclasses.fields(cls)} - {"model"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"train config: unknown keys {unknown}; valid: {sorted(known)}")
+        return cls(model=model, **d)
+
+    def flat(self) -> dict[str, Any]:
+        """Trainer and model fields in one flat dict (the keys ``--set`` accepts)."""
+        out = {k: v for k, v in self.to_dict().items() if k != "model"}
+        out.update(self.model.to_dict())
+        return out
+
+    @classmethod
+    def from_overrides(
+        cls, overrides: Mapping[str, Any], base: TrainConfig | None = None
+    ) -> TrainConfig:
+        """Apply ``--set key=value`` pairs (trainer or model fields; values parsed by type).
+
+        Keys may carry a ``model.`` prefix. An unknown key or a bad value raises DataError
+        naming it with the valid keys or choices.
+        """
+        base = base or cls()
+        train_types = {k: t for k, t in field_types(cls).items() if k != "model"}
+        model_types = field_types(ModelConfig)
+        train_kw: dict[str, Any] = {}
+        model_kw: dict[str, Any] = {}
+        for raw_key, raw in overrides.items():
+            key = raw_key.strip()
+            if key.startswith("model."):
+                key = key[len("model.") :]
+                target, types = model_kw, model_types
+            elif key in train_types:
+                target, types = train_kw, train_types
+            else:
+                target, types = model_kw, model_types
+            if key not in types:
+                valid = sorted(set(train_types) | set(model_types))
+                raise DataError(f"--set {raw_key}: unknown key; valid keys: {', '.join(valid)}")
+            try:
+                target[key] = parse_value(key, raw, types[key])
+            except DataError as exc:
+                raise DataError(f"--set {exc}") from None
+        try:
+            model = dataclasses.replace(base.model, **model_kw)
+            return dataclasses.replace(base, model=model, **train_kw)
+        except DataError as exc:
+            raise DataError(f"--set: {exc}") from None

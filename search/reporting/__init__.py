@@ -1,0 +1,1 @@
+"""``avspot report``: the seed study's tables and figures regenerated from MLflow runs."""

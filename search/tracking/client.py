@@ -1,0 +1,291 @@
+"""The MLflow connection and the logging helpers every run uses.
+
+Everything goes through an explicit ``MlflowClient`` and explicit run ids, so trials may run in
+threads or processes without MLflow's global active-run state. mlflow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from avspot.datasets.errors import DataError
+from avspot.search.tracking.names import (
+    DATASET_CONTEXT,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    TAG_CODE_VERSION,
+)
+from avspot.search.tracking.scrub import scrub, scrub_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+
+    from avspot.datasets.manifest import Manifest
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# http(s) tracking servers: fail within seconds instead of MLflow's 7 retries with backoff.
+_HTTP_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+_HEALTH_TIMEOUT_S = 3.0
+T = TypeVar("T")
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI: ``uri``, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the CWD.
+
+    Relative sqlite paths become absolute, so Ray trial workers (whose CWD is their trial
+    directory) write to the driver's database. ``file:`` stores are rejected (MLflow 3).
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("file:") or "://" not in uri and not uri.startswith("databricks"):
+        raise DataError(
+            f"MLflow tracking URI {scrub_text(uri)!r}: file stores are not supported by MLflow 3; "
+            "use sqlite:///path/mlflow.db or http://host:port"
+        )
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///") :]
+        if path and path != ":memory:":
+            uri = "sqlite:///" + str(Path(path).resolve())
+    return uri
+
+
+def _check_http(uri: str) -> None:
+    """Fail within seconds, with a one-line message, when an http(s) server does not answer."""
+    for key, value in _HTTP_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=_HEALTH_TIMEOUT_S) as resp:  # noqa: S310
+            if resp.status >= 500:
+                raise OSError(f"HTTP {resp.status}")
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise DataError(
+                f"MLflow tracking server {scrub_text(uri)} is unhealthy: HTTP {exc.code}"
+            ) from None
+        # a 401/403/404 on /health still proves that something answers there
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            f"MLflow tracking server {scrub_text(uri)} is unreachable: {scrub_text(str(reason))}"
+        ) from None
+
+
+def get_client(uri: str | None = None, *, check: bool = True) -> MlflowClient:
+    """An ``MlflowClient`` for ``tracking_uri(uri)``; http servers are health-checked first."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    resolved = tracking_uri(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if check and resolved.startswith(("http://", "https://")):
+        _check_http(resolved)
+    # Process-wide default too: MLflow's model/artifact helpers resolve URIs through it.
+    if mlflow.get_tracking_uri() != resolved:
+        mlflow.set_tracking_uri(resolved)
+    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+
+
+def _artifact_location(uri: str, name: str) -> str | None:
+    """Artifacts of a sqlite store live beside the database (``<db dir>/mlartifacts/<name>``),
+    not in whatever directory the driver happened to start in; a server decides for itself."""
+    root = os.environ.get("AVSPOT_ARTIFACT_ROOT")
+    if root:
+        return f"{root.rstrip('/')}/{name}"
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts" / name).resolve().as_uri()
+    return None
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created if missing (safe against a concurrent create)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        # the UI then opens on the runs table (not the GenAI traces overview)
+        return client.create_experiment(
+            name,
+            artifact_location=_artifact_location(client.tracking_uri, name),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def experiment_id(name: str, uri: str | None = None) -> str:
+    """Experiment id for ``name``, or DataError naming the experiment."""
+    client = get_client(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise DataError(f"MLflow experiment {name!r} not found at {scrub_text(tracking_uri(uri))}")
+    return exp.experiment_id
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout, else the package version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        base = version("avspot")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        base = "0+unknown"
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        if out:
+            return f"{base}+git.{out}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return base
+
+
+def run_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """``tags`` plus MLflow's standard context tags (user, source name and type, git commit),
+    as ``mlflow.start_run`` would set them; scrubbed."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    resolved = resolve_tags({k: str(v) for k, v in tags.items()})
+    resolved.setdefault(TAG_CODE_VERSION, code_version())
+    return scrub(resolved)
+
+
+def retry(fn: Callable[..., T], *args: Any, attempts: int = 6, **kwargs: Any) -> T:
+    """Call ``fn``, retrying sqlite 'database is locked' errors (concurrent trials on one file)."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**i)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def metric_entities(values: Mapping[str, Any], step: int, prefix: str = "") -> list[Any]:
+    """Finite numeric entries of ``values`` as MLflow Metric objects (others are skipped)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    out = []
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)  # numpy / torch scalars
+            except (TypeError, ValueError):
+                continue
+        value = float(value)
+        if math.isfinite(value):
+            out.append(Metric(f"{prefix}{key}", value, now, int(step)))
+    return out
+
+
+def log_metrics(
+    client: MlflowClient, run_id: str, values: Mapping[str, Any], step: int = 0, prefix: str = ""
+) -> None:
+    """Log the finite numeric entries of ``values`` at ``step``."""
+    metrics = metric_entities(values, step, prefix)
+    for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
+        retry(client.log_batch, run_id, metrics=metrics[i : i + 900], synchronous=True)
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log scrubbed params (MLflow caps a batch at 100 params)."""
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in scrub(params).items()]
+    for i in range(0, len(items), 100):
+        retry(client.log_batch, run_id, params=items[i : i + 100], synchronous=True)
+
+
+def log_json(client: MlflowClient, run_id: str, obj: Any, artifact_file: str) -> None:
+    """``obj`` as scrubbed JSON in the run's artifact ``artifact_file`` (``log_dict``)."""
+    text = scrub_text(json.dumps(obj, default=_jsonable))
+    client.log_dict(run_id, json.loads(text), artifact_file)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__dict__"):
+        return vars(obj)
+    return str(obj)
+
+
+def log_figure(client: MlflowClient, run_id: str, fig: Any, artifact_file: str) -> None:
+    """A matplotlib Figure as the PNG artifact ``artifact_file`` (``log_figure``)."""
+    client.log_figure(run_id, fig, artifact_file, save_kwargs={"dpi": 110, "bbox_inches": "tight"})
+
+
+def log_table_input(
+    client: MlflowClient,
+    run_id: str,
+    data_uri: str,
+    manifest: Manifest,
+    context: str = DATASET_CONTEXT,
+) -> None:
+    """Record the feature table a run used as an MLflow dataset input (the UI's Dataset column):
+    name = the table's source, source = its URI, digest = its content fingerprint (the first 32
+    hex digits: MLflow stores at most 36 characters), profile = its counts."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    profile = {
+        "games": manifest.counts.get("games"),
+        "halves": manifest.counts.get("halves"),
+        "hours": round(manifest.frames / manifest.fps / 3600, 2),
+        "fingerprint": manifest.fingerprint,
+    }
+
+    class TableDataset(MetaDataset):
+        """A feature table by reference: no data is copied into MLflow."""
+
+        @property
+        def profile(self) -> dict[str, Any]:
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
+    name = "synthetic" if manifest.source == "synthetic" else "soccernet"
+    with warnings.catch_warnings():  # MLflow registers the local source type twice
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+        source = resolve_dataset_source(scrub_text(data_uri))
+    dataset = TableDataset(source, name=name, digest=manifest.fingerprint[:32])
+    # What mlflow.log_input does for the active run, for an explicit run id (no active run here).
+    entity = dataset._to_mlflow_entity()
+    retry(
+        client.log_inputs,
+        run_id,
+        datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])],
+    )
