@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-unit test-integration bench lint format s3 ui-screenshots clean
+.PHONY: install quickstart test test-unit test-integration bench lint format s3 ui-screenshots cluster-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ format: $(STAMP)
 # A local S3 (SeaweedFS, loopback only) for trying s3:// URIs by hand; stop it with the printed pid.
 s3: $(STAMP)
 	$(BIN)/python -m avspot.datasets.s3server --dir .s3 --port 8333
+
+# The wheel, constraints and checksums that cluster.yaml ships to every node (docs/cluster.md).
+cluster-dist: $(STAMP)
+	scripts/cluster/build_dist.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
