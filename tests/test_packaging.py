@@ -5,6 +5,7 @@ work; the data layer and the CLI's --help import nothing heavy."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -68,9 +69,17 @@ def test_wheel_install_works_without_the_checkout(tmp_path: Path) -> None:
     """Build the wheel, install it into a fresh environment that borrows only the
     dependencies, and run the package from outside the checkout."""
     wheels = tmp_path / "wheels"
+    source = tmp_path / "source"  # a copy: building in place would leave build/ in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "avspot", "datasets", "avmodels", "search"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, source / name)
     r = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(ROOT)],
+         "-w", str(wheels), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
