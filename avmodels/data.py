@@ -53,8 +53,12 @@ def iter_chunk_batches(
 class ChunkBatches:
     """``epoch -> iterator of batch dicts`` over the consecutive chunks of in-memory halves.
 
-    Holds each half's features once (no per-window copies); a batch is gathered from the
-    halves its chunks come from. Batches of one sample are skipped (BatchNorm-safe).
+    Holds the halves' features once, end to end in one (N_total, D) array per modality (no
+    per-window copies), and gathers a batch's windows with one index operation: frame
+    ``offset[h] + clip(start + j, 0, n_h - 1)`` (edge padding inside each half). With a
+    ``device`` the features live there as tensors and batches are gathered there: a GPU trial
+    then never copies features from the host after the first epoch. Batches of one sample are
+    skipped (BatchNorm-safe).
     """
 
     def __init__(
@@ -65,30 +69,54 @@ class ChunkBatches:
         *,
         seed: int = 0,
         shuffle: bool = True,
+        device: Any = None,
     ) -> None:
         self.window_frames = int(window_frames)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.shuffle = shuffle
-        self.video: list[np.ndarray] = []  # per half (N_h, Dv)
-        self.audio: list[np.ndarray] = []  # per half (N_h, Da)
-        half_ids, starts, targets = [], [], []
+        videos, audios, half_ids, starts, targets, lengths = [], [], [], [], [], []
         for i, half in enumerate(halves):
             s, t = half_chunks(half, self.window_frames)
-            self.video.append(np.asarray(half.video, dtype=np.float32))
-            self.audio.append(np.asarray(half.audio, dtype=np.float32))
+            videos.append(np.asarray(half.video, dtype=np.float32))
+            audios.append(np.asarray(half.audio, dtype=np.float32))
+            lengths.append(half.n_frames)
             half_ids.append(np.full(len(s), i, dtype=np.int64))
             starts.append(s)
             targets.append(t)
-        if not self.video:
+        if not videos:
             raise DataError("training data: no halves to train on")
+        self.n_halves = len(videos)
+        self.lengths = np.asarray(lengths, dtype=np.int64)  # (H,)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])  # (H,)
         self.half_ids = np.concatenate(half_ids)  # (C,)
         self.starts = np.concatenate(starts)  # (C,)
         self.targets = np.concatenate(targets).astype(np.float32)  # (C, 4)
+        video = np.concatenate(videos)  # (N_total, Dv)
+        audio = np.concatenate(audios)  # (N_total, Da)
+        del videos, audios
+        self.device = device
+        if device is None:
+            self.video, self.audio = video, audio
+        else:
+            import torch
+
+            self.video = torch.from_numpy(video).to(device)
+            self.audio = torch.from_numpy(audio).to(device)
+            self._targets_t = torch.from_numpy(self.targets).to(device)
 
     @property
     def num_samples(self) -> int:
         return int(len(self.starts))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of features held (both modalities)."""
+        return (
+            int(self.video.nelement() * 4 + self.audio.nelement() * 4)
+            if self.device
+            else int(self.video.nbytes + self.audio.nbytes)
+        )
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -108,22 +136,35 @@ class ChunkBatches:
             return np.arange(n)
         return np.random.default_rng((self.seed, int(epoch))).permutation(n)
 
-    def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Gather the samples ``indices`` (B,) into one batch dict."""
-        indices = np.asarray(indices, dtype=np.int64)
-        w = self.window_frames
-        b = len(indices)
-        video = np.empty((b, w, self.video[0].shape[1]), dtype=np.float32)  # (B, W, Dv)
-        audio = np.empty((b, w, self.audio[0].shape[1]), dtype=np.float32)  # (B, W, Da)
-        hids = self.half_ids[indices]
-        for h in np.unique(hids):
-            rows = np.nonzero(hids == h)[0]
-            s = self.starts[indices[rows]]
-            video[rows] = gather_windows(self.video[h], s, w)
-            audio[rows] = gather_windows(self.audio[h], s, w)
-        return {"video": video, "audio": audio, "targets": self.targets[indices].copy()}
+    def frame_index(self, indices: np.ndarray) -> np.ndarray:
+        """(B, W) rows of the flat feature arrays that the windows of samples ``indices`` read."""
+        h = self.half_ids[indices]  # (B,)
+        local = self.starts[indices][:, None] + np.arange(self.window_frames)  # (B, W)
+        local = np.clip(local, 0, self.lengths[h][:, None] - 1)
+        return self.offsets[h][:, None] + local  # (B, W)
 
-    def __call__(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+    def batch(self, indices: np.ndarray) -> dict[str, Any]:
+        """Gather the samples ``indices`` (B,) into one batch dict (numpy, or tensors on the
+        device)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = self.frame_index(indices)  # (B, W)
+        if self.device is None:
+            return {
+                "video": self.video[rows],  # (B, W, Dv), a new array
+                "audio": self.audio[rows],  # (B, W, Da)
+                "targets": self.targets[indices].copy(),  # (B, 4)
+            }
+        import torch
+
+        rows_t = torch.from_numpy(rows).to(self.device, non_blocking=True)
+        idx_t = torch.from_numpy(indices).to(self.device, non_blocking=True)
+        return {
+            "video": self.video[rows_t],  # (B, W, Dv) on the device
+            "audio": self.audio[rows_t],  # (B, W, Da)
+            "targets": self._targets_t[idx_t],  # (B, 4)
+        }
+
+    def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
         order = self.order(epoch)
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
@@ -135,7 +176,7 @@ class ChunkBatches:
         """Counts for logs: halves, samples, batches, positives per class."""
         pos = self.targets.sum(axis=0)
         return {
-            "halves": len(self.video),
+            "halves": self.n_halves,
             "samples": self.num_samples,
             "batches": len(self),
             **{f"pos_{c}": int(p) for c, p in zip(OUTPUTS, pos, strict=True)},

@@ -498,7 +498,7 @@ class _VLADBase(_ClusterPooling):
         # window i's Gram matrix G[p, q] = band[i*s + p, W - 1 + q - p]: a strided view
         g_all = band.as_strided((n, w, w), (s * (2 * w - 1), 2 * w - 2, 1), w - 1)
         a_win = a64.unfold(0, w, s)[:n]  # (n, K, W) view: no copy
-        norm2 = torch.empty((n, k), dtype=torch.float64)  # Q_wk, chunk by chunk
+        norm2 = torch.empty((n, k), dtype=torch.float64, device=x.device)  # Q_wk, chunk by chunk
         chunk = _chunk_windows(8 * w * k * 2)
         for i0 in range(0, n, chunk):
             aw = a_win[i0 : i0 + chunk]  # (c, K, W)
@@ -523,7 +523,9 @@ def _gram_band(x: Tensor, w: int, block: int = 256) -> Tensor:
     """
     np_ = x.shape[0]
     xe = F.pad(x, (0, 0, w - 1, w - 1))  # (Np + 2W - 2, D): xe[t + W - 1] = x_t
-    band = torch.zeros((np_ + 1, 2 * w - 1), dtype=x.dtype)  # one spare row for views
+    band = torch.zeros(
+        (np_ + 1, 2 * w - 1), dtype=x.dtype, device=x.device
+    )  # one spare row for views
     for f0 in range(0, np_, block):
         f1 = min(np_, f0 + block)
         g = x[f0:f1] @ xe[f0 : f1 + 2 * w - 2].t()  # (b, b + 2W - 2): column j is u = f0+j-W+1

@@ -88,17 +88,17 @@ def window_sums(
     out = torch.empty((n_windows, width), dtype=dtype, device=values.device)
     if n_windows == 0:
         return out.reshape((0, *feat_shape))
-    lag = torch.arange(2 * w)
+    lag = torch.arange(2 * w, device=values.device)
     band = ((lag[None, :] >= lag[:w, None]) & (lag[None, :] < lag[:w, None] + w)).to(dtype)
     itemsize = torch.finfo(dtype).bits // 8
     per_block = 4 * w * width * itemsize  # the two-block input and the W sums of a block
     blocks_per_chunk = max(1, max_bytes // per_block)
     n_blocks = ((n_windows - 1) * s) // w + 1  # blocks in which a window starts
-    starts = torch.arange(n_windows) * s
+    starts = torch.arange(n_windows, device=values.device) * s
     for j0 in range(0, n_blocks, blocks_per_chunk):
         j1 = min(n_blocks, j0 + blocks_per_chunk)
         f0, f1 = j0 * w, min(values.shape[0], (j1 + 1) * w)
-        seg = torch.empty(((j1 - j0 + 1) * w, width), dtype=dtype)
+        seg = torch.empty(((j1 - j0 + 1) * w, width), dtype=dtype, device=values.device)
         seg[f1 - f0 :] = 0
         part = values[f0:f1].to(dtype)
         if weights is not None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from avspot.avmodels.data import gather_windows
-from avspot.avmodels.device import to_tensor
+from avspot.avmodels.device import module_device, to_tensor
 from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess, spots_to_detections
 from avspot.avmodels.results_io import PREDICTIONS_FILE, predictions_json
 from avspot.datasets.atomic import write_json_atomic
@@ -77,12 +77,13 @@ def predict_half(
     model.eval()
     try:
         with torch.no_grad():
+            dev = module_device(model)
             logits = model.forward_sequence(
-                to_tensor(half.video), to_tensor(half.audio), w, stride
+                to_tensor(half.video, dev), to_tensor(half.audio, dev), w, stride
             )  # (n_windows, 4)
     finally:
         model.train(was_training)
-    return torch.sigmoid(logits[:, : len(CLASSES)]).numpy().astype(np.float32)
+    return torch.sigmoid(logits[:, : len(CLASSES)]).cpu().numpy().astype(np.float32)
 
 
 def predict_half_naive(
@@ -104,9 +105,10 @@ def predict_half_naive(
         with torch.no_grad():
             for lo in range(0, len(starts), batch_size):
                 s = starts[lo : lo + batch_size]
-                v = torch.from_numpy(gather_windows(half.video, s, w))  # (B, W, Dv)
-                a = torch.from_numpy(gather_windows(half.audio, s, w))  # (B, W, Da)
-                out.append(torch.sigmoid(model(v, a)[:, : len(CLASSES)]))
+                dev = module_device(model)
+                v = to_tensor(gather_windows(half.video, s, w), dev)  # (B, W, Dv)
+                a = to_tensor(gather_windows(half.audio, s, w), dev)  # (B, W, Da)
+                out.append(torch.sigmoid(model(v, a)[:, : len(CLASSES)]).cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy().astype(np.float32)  # (n_windows, 3)

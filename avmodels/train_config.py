@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avspot.avmodels.config import ModelConfig
+from avspot.avmodels.device import PRECISIONS, check_device_name
 from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.metrics import MONITORS
 from avspot.avmodels.overrides import field_types, parse_value
@@ -45,7 +46,11 @@ class TrainConfig:
     seed: int = 0
     spot_method: str = "nms"  # center | max | nms: validation spotting post-processing
     val_spotting: bool = True  # compute val_average_map each epoch (required by its monitor)
+    val_stride_s: float = 1.0  # stride of the per-epoch validation spotting (final scoring: 1 s)
+    val_spot_every: int = 1  # per-epoch spotting of every k-th validation half (final: all)
     num_threads: int = 0  # torch threads; 0 leaves torch's default
+    device: str = "auto"  # auto (a GPU when there is one) | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on a GPU that has it, else fp32) | fp32 | bf16
 
     def __post_init__(self) -> None:
         self.validate()
@@ -57,18 +62,29 @@ class TrainConfig:
             "monitor": MONITORS,
             "class_weight": CLASS_WEIGHTS,
             "spot_method": tuple(POSTPROCESS),
+            "precision": PRECISIONS,
         }
         for name, valid in choices.items():
             value = getattr(self, name)
             if value not in valid:
                 raise DataError(f"{name}={value!r}: unknown; valid: {', '.join(valid)}")
-        positive = ("lr", "batch_size", "max_epochs", "lr_decay", "patience", "stop_patience")
+        positive = (
+            "lr", "batch_size", "max_epochs", "lr_decay", "patience", "stop_patience",
+            "val_stride_s", "val_spot_every",
+        )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
                 raise DataError(f"{name}={getattr(self, name)!r}: must be > 0")
         for name in ("max_decays", "min_lr", "weight_decay", "num_threads"):
             if getattr(self, name) < 0:
                 raise DataError(f"{name}={getattr(self, name)!r}: must be >= 0")
+        check_device_name(self.device)
+        frames = self.val_stride_s * self.model.fps
+        if abs(frames - round(frames)) > 1e-9:
+            raise DataError(
+                f"val_stride_s={self.val_stride_s!r}: must be a whole number of frames at "
+                f"{self.model.fps:g} fps"
+            )
         if self.monitor == "val_average_map" and not self.val_spotting:
             raise DataError("monitor=val_average_map needs val_spotting=true")
 

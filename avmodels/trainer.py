@@ -13,7 +13,8 @@ Each epoch: train (``train_loss`` and ``train_map``, the chunk mAP of the traini
 they were predicted during the epoch, for the seed's Figure 3), then validate on every
 validation half: chunk metrics over consecutive chunks (``val_map``, ``val_ap_<class>``,
 ``val_loss``) and spotting Average-mAP (``val_average_map`` loose, ``val_average_map_tight``,
-``val_average_map_<class>``) by sliding the model with a 1 s stride (``forward_sequence``) and
+``val_average_map_<class>``) by sliding the model with a ``val_stride_s`` stride (1 s by default;
+a search may validate coarser, its trials' final scoring is at 1 s) (``forward_sequence``) and
 post-processing with ``spot_method``. ``lr_decayed`` is 1 on an epoch after which the step or
 plateau schedule divided the rate.
 
@@ -42,7 +43,7 @@ from torch import nn
 
 from avspot.avmodels import metrics as M
 from avspot.avmodels.data import ChunkBatches, iter_chunk_batches
-from avspot.avmodels.device import to_tensor
+from avspot.avmodels.device import autocast_dtype, resolve_device, to_tensor
 from avspot.avmodels.fusion import PairModel, build_trainable
 from avspot.avmodels.model_io import torch_save_atomic
 from avspot.avmodels.postprocess import postprocess
@@ -150,8 +151,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, model: nn.Module | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
-        torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.amp_dtype = autocast_dtype(self.device, cfg.precision)  # None: float32
+        torch.manual_seed(cfg.seed)  # initial weights drawn on the CPU: the same on every device
         self.model = model if model is not None else build_trainable(cfg.model)
+        self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -243,16 +247,17 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "version": 1,
             "config": self.cfg.to_dict(),
-            "model": _clone_state(self.model.state_dict()),
+            "model": _cpu_state(self.model.state_dict()),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "loop": dataclasses.asdict(self.state),
-            "best_model": self.best_model_state,
+            "best_model": _cpu_state(self.best_model_state),
             "best_optimizer": self.best_optim_state,
             "best_chunk": self.best_chunk,
             "history": self.history,
             "pos_freq": None if self.pos_freq is None else self.pos_freq.tolist(),
             "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         }
         return torch_save_atomic(payload, path)
 
@@ -270,13 +275,15 @@ class Trainer:
         if self.scheduler is not None and payload["scheduler"] is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
         self.state = _LoopState(**payload["loop"])
-        self.best_model_state = payload["best_model"]
+        self.best_model_state = {k: v.to(self.device) for k, v in payload["best_model"].items()}
         self.best_optim_state = payload["best_optimizer"]
         self.best_chunk = payload["best_chunk"]
         self.history = list(payload["history"])
         self.pos_freq = None if payload["pos_freq"] is None else np.asarray(payload["pos_freq"])
         self._set_pos_weight(None)
         torch.set_rng_state(payload["rng_torch"])
+        if payload.get("rng_cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(payload["rng_cuda"])
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> Trainer:
@@ -304,19 +311,20 @@ class Trainer:
         spot_halves = []
         try:
             with torch.no_grad():
-                for half in halves:
+                for i, half in enumerate(halves):
                     for batch in iter_chunk_batches(half, w, cfg.batch_size):
-                        logits = model(
-                            to_tensor(batch["video"]), to_tensor(batch["audio"])
-                        )  # (B, 4)
-                        targets = to_tensor(batch["targets"])
+                        video = to_tensor(batch["video"], self.device)  # (B, W, Dv)
+                        audio = to_tensor(batch["audio"], self.device)  # (B, W, Da)
+                        targets = to_tensor(batch["targets"], self.device)  # (B, 4)
+                        logits = model(video, audio)  # (B, 4), float32
                         loss_sum += float(criterion(logits, targets)) * len(targets)
                         n_chunks += len(targets)
-                        chunk_t.append(batch["targets"])
-                        chunk_p.append(torch.sigmoid(logits).numpy())
-                    if cfg.val_spotting:
-                        probs = predict_half(model, half, 1.0, window_frames=w)  # (n_s, 3)
-                        spots = postprocess(probs, cfg.spot_method, stride_s=1.0)
+                        chunk_t.append(np.asarray(batch["targets"]))
+                        chunk_p.append(torch.sigmoid(logits).cpu().numpy())
+                    if cfg.val_spotting and i % cfg.val_spot_every == 0:
+                        stride = cfg.val_stride_s
+                        probs = predict_half(model, half, stride, window_frames=w)  # (n_s, 3)
+                        spots = postprocess(probs, cfg.spot_method, stride_s=stride)
                         spot_halves.append(half_spots(half, spots))
         finally:
             self.model.train(was_training)
@@ -349,7 +357,7 @@ class Trainer:
             self.pos_weight = None
             return
         p = np.clip(self.pos_freq, 1e-6, 1 - 1e-6)
-        self.pos_weight = torch.tensor((1 - p) / p, dtype=torch.float32)
+        self.pos_weight = torch.tensor((1 - p) / p, dtype=torch.float32, device=self.device)
 
     def _criterion(self) -> nn.Module:
         return nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
@@ -367,46 +375,54 @@ class Trainer:
         return criterion(logits, y), logits.detach()
 
     def train_epoch(
-        self, epoch: int, train_batches: Callable[[int], Iterable[Mapping[str, np.ndarray]]]
+        self, epoch: int, train_batches: Callable[[int], Iterable[Mapping[str, Any]]]
     ) -> tuple[float, float, int, float] | None:
         """One pass over ``train_batches(epoch)``: (mean loss, chunk mAP of the batches as
         predicted while training, samples, seconds); None when ``should_stop`` was set during
-        the pass (the epoch is abandoned)."""
-        cfg = self.cfg
+        the pass (the epoch is abandoned).
+
+        Batches may hold numpy arrays or tensors (already on the device, for a device-resident
+        feed). The loop never waits for the device: losses, targets and predictions stay on it
+        until the epoch ends. With ``amp_dtype`` the forward pass runs under bf16 autocast.
+        """
+        cfg, dev = self.cfg, self.device
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # dropout: a function of (seed, epoch)
         criterion = self._criterion()
         estimate = cfg.class_weight == "balanced" and self.pos_freq is None
-        pos_count = np.zeros(4)
+        pos_count = torch.zeros(4, dtype=torch.float64, device=dev)
         self.model.train()
-        loss_sum, n = 0.0, 0
-        seen_t: list[np.ndarray] = []
-        seen_p: list[np.ndarray] = []
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        n = 0
+        seen_t: list[torch.Tensor] = []
+        seen_p: list[torch.Tensor] = []
         for batch in train_batches(epoch):
             if self.should_stop:
                 return None
-            video, audio = to_tensor(batch["video"]), to_tensor(batch["audio"])
-            y = to_tensor(batch["targets"])
+            video = to_tensor(batch["video"], dev)  # (B, W, Dv)
+            audio = to_tensor(batch["audio"], dev)  # (B, W, Da)
+            y = to_tensor(batch["targets"], dev)  # (B, 4)
             if estimate:  # balanced weights from the targets seen so far (first epoch only)
-                pos_count += np.asarray(batch["targets"]).sum(axis=0)
-                p = np.clip(pos_count / (n + len(y)), 1e-6, 1 - 1e-6)
-                criterion = nn.BCEWithLogitsLoss(
-                    pos_weight=torch.tensor((1 - p) / p, dtype=torch.float32)
-                )
+                pos_count += y.sum(dim=0, dtype=torch.float64)
+                p = (pos_count / (n + len(y))).clamp(1e-6, 1 - 1e-6)
+                criterion = nn.BCEWithLogitsLoss(pos_weight=((1 - p) / p).float())
             self.optimizer.zero_grad(set_to_none=True)
-            loss, logits = self._loss(criterion, video, audio, y)  # (B, W, Dv), (B, W, Da)
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                loss, logits = self._loss(criterion, video, audio, y)
             loss.backward()
             self.optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_sum += loss.detach().double() * len(y)
             n += len(y)
-            seen_t.append(np.asarray(batch["targets"]))
-            seen_p.append(torch.sigmoid(logits).numpy())
+            seen_t.append(y)
+            seen_p.append(torch.sigmoid(logits.float()))
         if n == 0:
             raise DataError(f"epoch {epoch}: the training stream yielded no batches")
         if estimate:
-            self._set_pos_weight(pos_count / n)
-        train_map = M.chunk_metrics(np.concatenate(seen_t), np.concatenate(seen_p))["map"]
-        return loss_sum / n, float(train_map), n, time.perf_counter() - t0
+            self._set_pos_weight((pos_count / n).cpu().numpy())
+        targets = torch.cat(seen_t).cpu().numpy()  # the epoch's one wait for the device
+        probs = torch.cat(seen_p).cpu().numpy()
+        train_map = M.chunk_metrics(targets, probs)["map"]
+        return float(loss_sum) / n, float(train_map), n, time.perf_counter() - t0
 
     def _run_epoch(
         self,
@@ -493,6 +509,11 @@ class Trainer:
 
 def _clone_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _cpu_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy on the CPU: checkpoints load on any device."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

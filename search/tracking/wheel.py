@@ -51,6 +51,16 @@ def _package_files() -> dict[str, Path]:
     return files
 
 
+def build_id() -> str:
+    """sha256 over the installed avspot's modules and data files (path and content): two
+    processes run the same code exactly when their build ids agree. A cluster search compares
+    every node's with the driver's."""
+    digest = hashlib.sha256()
+    for arcname, path in sorted(_package_files().items()):
+        digest.update(arcname.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def _record_line(arcname: str, data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"{arcname},sha256={digest},{len(data)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, TextIO
 
 from ray import tune
@@ -71,7 +72,21 @@ class ProgressCallback(tune.Callback):
         )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-        self._say(f"{self._name(trial)} FAILED: {summary(trial.config)}")
+        node = (trial.last_result or {}).get("node_ip") or trial.temporary_state.location.hostname
+        self._say(f"{self._name(trial)} FAILED on node {node or '?'}: {summary(trial.config)}")
+        for line in error_tail(trial.error_file):
+            self._say(f"    {line}")
+
+
+def error_tail(path: str | None, lines: int = 6) -> list[str]:
+    """The last lines of a trial's error file (Tune writes the traceback there), scrubbed."""
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return []
+    return [scrub_text(line) for line in text.strip().splitlines()[-lines:]]
 
 
 class EndStoppedRunsCallback(tune.Callback):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from avspot.search.tuning.stream import RayTrainStream, _Prefetch
+from avspot.search.tuning.stream import FeedSpec, RayTrainStream, _Prefetch
 
 
 def _batches(n: int, fail_at: int | None = None):
@@ -49,7 +49,7 @@ class _Fake(RayTrainStream):
     """The stream's epoch bookkeeping with a counting in-process source instead of Ray Data."""
 
     def __init__(self, **kw):
-        super().__init__("unused", window_frames=4, batch_size=2, seed=0, **kw)
+        super().__init__(FeedSpec("unused", window_frames=4, batch_size=2, seed=0), **kw)
         self.started: list[tuple[int, str]] = []
 
     def stream(self, epoch):

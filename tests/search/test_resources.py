@@ -41,3 +41,41 @@ def test_trial_threads_share_the_machine_between_concurrent_trials(monkeypatch):
     concurrent = resources.max_concurrent(None, 4.0)  # 3 trials: 5 threads
     assert resources.trial_threads(None, concurrent, 4.0) == 5
     assert resources.trial_threads("auto", concurrent, 4.0) == 0
+
+
+def test_cluster_concurrency_comes_from_the_clusters_resources():
+    cluster = {"CPU": 16.0, "GPU": 2.0}
+    assert resources.cluster_concurrent(None, None, 0.5, cluster) == 4  # GPUs / GPUs per trial
+    assert resources.cluster_concurrent(None, 4.0, 0.0, cluster) == 4  # CPUs / CPUs per trial
+    assert resources.cluster_concurrent(3, None, 0.5, cluster) == 3  # as asked
+    with pytest.raises(DataError, match="--max-concurrent"):
+        resources.cluster_concurrent(None, None, 1.0, {"CPU": 4.0})  # no GPU yet (autoscaling)
+
+
+@pytest.mark.parametrize(
+    "uri, storage, what",
+    [
+        ("sqlite:////tmp/mlflow.db", "s3://b/rr", "tracking URI sqlite"),
+        ("http://127.0.0.1:5000", "s3://b/rr", "tracking URI http"),
+        ("http://10.0.0.5:5000", "/tmp/rr", "--storage /tmp/rr"),
+        ("http://10.0.0.5:5000", None, "--storage ./ray_results"),
+    ],
+)
+def test_multi_node_search_refuses_what_other_nodes_cannot_reach(uri, storage, what):
+    with pytest.raises(DataError, match=what) as err:
+        resources.check_cluster_plan(uri, storage, nodes=3, head_runs_trials=True)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError):  # one node, but a head that runs no trial: the same
+        resources.check_cluster_plan(uri, storage, nodes=1, head_runs_trials=False)
+    resources.check_cluster_plan(uri, storage, nodes=1, head_runs_trials=True)  # one machine
+    resources.check_cluster_plan("http://10.0.0.5:5000", "s3://b/rr", 3, True)  # shared: fine
+
+
+def test_a_failed_trial_shows_the_end_of_its_error(tmp_path, monkeypatch):
+    from avspot.search.tuning.callbacks import error_tail
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "verysecretvalue")
+    f = tmp_path / "error.txt"
+    f.write_text("\n".join([*(f"line {i}" for i in range(10)), "boom verysecretvalue"]))
+    assert error_tail(str(f), 3) == ["line 8", "line 9", "boom ***"]
+    assert error_tail(None) == [] and error_tail(str(tmp_path / "missing")) == []
