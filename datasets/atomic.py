@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,31 @@ def write_json_atomic(
             json.dump(content, f, indent=indent, default=_jsonable)
 
     return write_atomic(path, write)
+
+
+def write_files_atomic(
+    directory: str | os.PathLike[str], writers: Mapping[str, Callable[[str], Any]]
+) -> list[Path]:
+    """Files that appear together or not at all: ``writers[name](path)`` writes each into a
+    staging directory inside ``directory``, and only when all are written are they renamed into
+    place (a rename does not fail for want of space). On failure nothing new is left, not even
+    ``directory`` when this call created it."""
+    directory = Path(directory)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(tempfile.mkdtemp(dir=directory, prefix=".tmp-"))
+        try:
+            for name, write in writers.items():
+                write(str(staging / name))
+            out = []
+            for name in writers:
+                os.replace(staging / name, directory / name)
+                out.append(directory / name)
+            return out
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise

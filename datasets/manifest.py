@@ -21,7 +21,9 @@ from avspot.datasets.halves import SPLITS, Half
 from avspot.datasets.labels import CLASSES, RAW_LABELS
 from avspot.datasets.storage import join, resolve, storage_errors
 
-SCHEMA_VERSION = 1
+# 1: files with path, split, bytes, halves. 2: each file also has "sha256" (of its bytes).
+# Readers accept every version up to SCHEMA_VERSION; parts without a checksum are not hashed.
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 ENCODING = "video/audio: list<fixed_size_list<float32, D>> (one list per frame), row group per half"
 
@@ -37,7 +39,8 @@ class Manifest:
     frames: int
     bytes: int
     fingerprint: str
-    files: list[dict[str, Any]]  # {"path" (relative to the table), "split", "bytes", "halves"}
+    files: list[dict[str, Any]]  # {"path" (relative to the table), "split", "bytes", "sha256",
+    #                               "halves": [[game, half, frames, events], ...]}
     fps: float
     feature_dims: dict[str, int]
     encoding: str = ENCODING

@@ -42,7 +42,10 @@ def weed_binary() -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:``port`` (connections of a stopped server that linger in
+    TIME_WAIT do not count: weed rebinds over them, and a restart keeps its ports)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -154,6 +157,8 @@ class S3Server:
         )
 
     def start(self) -> S3Server:
+        """Start weed and wait until S3 answers. Linux stops weed when the *thread* that started
+        it ends (PR_SET_PDEATHSIG): start (and restart) it from a thread that outlives it."""
         if self.proc is not None:
             return self
         busy = [p for p in (self.port, self.port + _GRPC_OFFSET) if not _port_free(p)]
@@ -223,6 +228,19 @@ class S3Server:
                         f"cannot create bucket {self.bucket!r} at {self.endpoint}: {exc}"
                     ) from None
                 time.sleep(0.2)
+
+    def restart(self, down_s: float = 0.0) -> S3Server:
+        """Stop weed, stay down ``down_s`` seconds, start it again on the same ports and data
+        directory (the objects written before are there again): an outage, for fault tests."""
+        self.stop()
+        time.sleep(down_s)
+        return self.start()
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port this server's weed listens on (S3, master, filer, volume, admin, gRPC)."""
+        http = [self.port, *self._ports.values()]
+        return sorted({*http, *(p + _GRPC_OFFSET for p in http)})
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Terminate weed's process group (our child, by pid), then kill it if it lingers."""

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from avspot.datasets.checksums import HashingSink
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import SPLITS, Event, Half
 from avspot.datasets.labels import CLASSES, RAW_LABELS
@@ -51,7 +52,7 @@ from avspot.datasets.manifest import (
     read_manifest,
     table_fingerprint,
 )
-from avspot.datasets.storage import is_s3, join, resolve, storage_errors
+from avspot.datasets.storage import call_with_backoff, is_s3, join, resolve, storage_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
@@ -377,12 +378,18 @@ def _write_files(
         writer, stream, entry = writers.pop(split)
         writer.close()
         stream.close()
-        entry["bytes"] = staging.fs.get_file_info(staging.path(entry["rel"])).size
+        sink: HashingSink = entry["sink"]
+        size = staging.fs.get_file_info(staging.path(entry["rel"])).size
+        if size != sink.size:  # the store kept other bytes than those written
+            raise DataError(
+                f"{staging.uri}: {entry['rel']} holds {size} bytes after writing {sink.size}"
+            )
         files.append(
             {
                 "path": staging.prefix + entry["rel"],
                 "split": split,
-                "bytes": entry["bytes"],
+                "bytes": size,
+                "sha256": sink.sha256.hexdigest(),
                 "halves": entry["halves"],
             }
         )
@@ -408,8 +415,11 @@ def _write_files(
                 if not staging.s3:  # S3 has no directories; markers would only be clutter
                     staging.fs.create_dir(os.path.dirname(staging.path(rel)), recursive=True)
                 stream = staging.fs.open_output_stream(staging.path(rel))
-                writer = pq.ParquetWriter(stream, table.schema, **_PARQUET_OPTIONS)
-                writers[h.split] = (writer, stream, {"rel": rel, "halves": []})
+                sink = HashingSink(stream)
+                writer = pq.ParquetWriter(
+                    pa.PythonFile(sink, mode="w"), table.schema, **_PARQUET_OPTIONS
+                )
+                writers[h.split] = (writer, stream, {"rel": rel, "halves": [], "sink": sink})
             writer, _, entry = writers[h.split]
             writer.write_table(table, row_group_size=1)  # one row group per half
             entry["halves"].append([h.game, int(h.half), h.n_frames, len(h.events)])
@@ -450,30 +460,72 @@ def _check_split(split: str | None) -> None:
 
 
 def data_files(
-    uri: str, split: str | None = None, endpoint: str | None = None
+    uri: str, split: str | None = None, endpoint: str | None = None, *, patient: bool = False
 ) -> tuple[pafs.FileSystem, list[str]]:
-    """(filesystem, paths) of the Parquet files that the manifest lists, optionally of one split."""
+    """(filesystem, paths) of the Parquet files that the manifest lists, optionally of one split.
+
+    An unreachable store fails within seconds; with ``patient`` (work already under way, e.g.
+    a trial of a validated search) an outage is waited for (``storage.call_with_backoff``).
+    """
     _check_split(split)
     fs, root = resolve(uri, endpoint)
-    with storage_errors(uri, "reading the manifest"):
-        m = load_manifest(fs, root, uri)
+    if patient:
+        m = call_with_backoff(lambda: load_manifest(fs, root, uri), uri, "reading the manifest")
+    else:
+        with storage_errors(uri, "reading the manifest"):
+            m = load_manifest(fs, root, uri)
     return fs, [join(root, f["path"]) for f in m.files if split is None or f["split"] == split]
 
 
 def iter_halves(
-    uri: str, split: str | None = None, *, endpoint: str | None = None, copy: bool = True
+    uri: str,
+    split: str | None = None,
+    *,
+    endpoint: str | None = None,
+    copy: bool = True,
+    patient: bool = False,
 ) -> Iterator[Half]:
     """Stream the halves of a table one row group (one half) at a time: flat peak memory.
 
-    ``copy=False`` yields read-only views of the decoded Arrow buffers (no extra copy).
+    ``copy=False`` yields read-only views of the decoded Arrow buffers (no extra copy). A store
+    that is unreachable at the start fails within seconds (reading the manifest; with
+    ``patient``, inside work already under way, that is waited for too); one that drops while
+    parts are read is retried with backoff and the read resumes at the same row group
+    (``storage.call_with_backoff``, bounded by $AVSPOT_STORAGE_OUTAGE_S).
     """
-    fs, paths = data_files(uri, split, endpoint)
-    with storage_errors(uri, "reading"):
-        for path in paths:
-            with fs.open_input_file(path) as f:
-                pf = pq.ParquetFile(f)
-                for i in range(pf.num_row_groups):
-                    yield from halves_from_arrow(pf.read_row_group(i), copy=copy)
+    fs, paths = data_files(uri, split, endpoint, patient=patient)
+    root = resolve(uri, endpoint)[1]
+    for path in paths:
+        yield from _part_halves(fs, path, f"reading {path[len(root) :].lstrip('/')}", uri, copy)
+
+
+def _part_halves(fs: pafs.FileSystem, path: str, what: str, uri: str, copy: bool) -> Iterator[Half]:
+    """The halves of one part, row group by row group; reopened after a transient failure."""
+    state: dict[str, Any] = {"file": None, "pf": None}
+
+    def drop() -> None:
+        if state["file"] is not None:
+            with contextlib.suppress(Exception):
+                state["file"].close()
+        state["file"] = state["pf"] = None
+
+    def row_group(i: int | None) -> Any:
+        try:
+            if state["pf"] is None:
+                state["file"] = fs.open_input_file(path)
+                state["pf"] = pq.ParquetFile(state["file"])
+            return state["pf"].num_row_groups if i is None else state["pf"].read_row_group(i)
+        except BaseException:
+            drop()
+            raise
+
+    try:
+        n = call_with_backoff(lambda: row_group(None), uri, what)
+        for i in range(n):
+            table = call_with_backoff(lambda i=i: row_group(i), uri, what)
+            yield from halves_from_arrow(table, copy=copy)
+    finally:
+        drop()
 
 
 def read_halves(uri: str, split: str | None = None, *, endpoint: str | None = None) -> list[Half]:
@@ -496,7 +548,12 @@ def list_halves(
 
 
 def ray_read(
-    uri: str, split: str | None = None, *, endpoint: str | None = None, **read_kwargs: Any
+    uri: str,
+    split: str | None = None,
+    *,
+    endpoint: str | None = None,
+    patient: bool = False,
+    **read_kwargs: Any,
 ) -> ray.data.Dataset:
     """A Ray Dataset over the files the manifest lists (one row per half).
 
@@ -505,7 +562,7 @@ def ray_read(
     """
     import ray.data  # lazy: the data layer must import without Ray
 
-    fs, paths = data_files(uri, split, endpoint)
+    fs, paths = data_files(uri, split, endpoint, patient=patient)
     if not paths:
         raise DataError(f"{uri}: no data files" + (f" in split {split!r}" if split else ""))
     return ray.data.read_parquet(paths, filesystem=fs, **read_kwargs)

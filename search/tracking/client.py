@@ -2,6 +2,16 @@
 
 Everything goes through an explicit ``MlflowClient`` and explicit run ids, so trials may run in
 threads or processes without MLflow's global active-run state. mlflow is imported lazily.
+
+Outages (docs/contracts.md, Services): a server that is down when a command starts fails the
+health check within seconds (``get_client``). One that drops later is waited for: ``log_metrics``
+and ``log_params`` put their entries in a bounded in-memory outbox per client (at most
+$AVSPOT_MLFLOW_BUFFER_MAX entries, oldest sent first, in order) and return; while the server is
+unreachable the outbox is retried with backoff and ``flush_logs`` waits for it; other calls go
+through ``retry``. After $AVSPOT_MLFLOW_OUTAGE_S seconds (default 300) of outage, or when the
+outbox is full, ``TrackingUnavailable`` says so in one line. Re-sending a batch is idempotent
+(each metric keeps its timestamp; MLflow ignores exact duplicates), so a batch whose answer was
+lost is simply sent again.
 """
 
 from __future__ import annotations
@@ -12,11 +22,12 @@ import os
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
 from avspot.search.tracking.names import (
@@ -24,6 +35,13 @@ from avspot.search.tracking.names import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     TAG_CODE_VERSION,
+)
+from avspot.search.tracking.outage import (  # noqa: F401 - the logging path's retries, re-exported
+    TrackingUnavailable,
+    flush_logs,
+    outbox,
+    retry,
+    unreachable,
 )
 from avspot.search.tracking.scrub import scrub, scrub_text
 
@@ -42,7 +60,6 @@ _HTTP_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
 _HEALTH_TIMEOUT_S = 3.0
-T = TypeVar("T")
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -65,10 +82,16 @@ def tracking_uri(uri: str | None = None) -> str:
 
 
 def _check_http(uri: str) -> None:
-    """Fail within seconds, with a one-line message, when an http(s) server does not answer."""
-    for key, value in _HTTP_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    url = uri.rstrip("/") + "/health"
+    """Fail within seconds, with a one-line message, when an http(s) server does not answer.
+    ``user:password@`` in the URI (MLflow sends it as basic auth) is left out of the probe:
+    urllib would take it for part of the host name, and /health needs no login."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+    url += "/health"
     try:
         with urllib.request.urlopen(url, timeout=_HEALTH_TIMEOUT_S) as resp:  # noqa: S310
             if resp.status >= 500:
@@ -81,24 +104,63 @@ def _check_http(uri: str) -> None:
         # a 401/403/404 on /health still proves that something answers there
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DataError(
+        raise TrackingUnavailable(
             f"MLflow tracking server {scrub_text(uri)} is unreachable: {scrub_text(str(reason))}"
         ) from None
 
 
 def get_client(uri: str | None = None, *, check: bool = True) -> MlflowClient:
-    """An ``MlflowClient`` for ``tracking_uri(uri)``; http servers are health-checked first."""
+    """An ``MlflowClient`` for ``tracking_uri(uri)``; http servers are health-checked first
+    (``check=False`` inside trials: one that starts during an outage waits through ``retry``)."""
     import mlflow
     from mlflow import MlflowClient
 
     resolved = tracking_uri(uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if check and resolved.startswith(("http://", "https://")):
-        _check_http(resolved)
+    if resolved.startswith(("http://", "https://")):
+        for key, value in _HTTP_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        if check:
+            _check_http(resolved)
     # Process-wide default too: MLflow's model/artifact helpers resolve URIs through it.
     if mlflow.get_tracking_uri() != resolved:
         mlflow.set_tracking_uri(resolved)
+    if resolved.startswith("sqlite:///") and resolved not in _INITIALIZED:
+        return _initialize_sqlite(resolved)
     return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+
+
+_INITIALIZED: set[str] = set()
+
+
+def _initialize_sqlite(uri: str) -> MlflowClient:
+    """A client of a sqlite store, its schema created or migrated under an exclusive lock on
+    the database file: two processes opening a new store at once (two searches started
+    together) would both run MLflow's migrations, and one fails ('duplicate column name',
+    'expected to match one row'). flock on the file itself leaves no lock file behind and does
+    not touch sqlite's own (fcntl) locks."""
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    path = uri[len("sqlite:///") :]
+    if path in ("", ":memory:"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        f = open(path, "ab")  # noqa: SIM115 - closed below, after the lock
+    except OSError as exc:
+        raise DataError(
+            f"MLflow tracking URI {scrub_text(uri)!r}: cannot open the database: {exc.strerror}"
+        ) from None
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # the tracking tables
+            retry(client.search_registered_models, max_results=1)  # the registry's
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    _INITIALIZED.add(uri)
+    return client
 
 
 def _artifact_location(uri: str, name: str) -> str | None:
@@ -179,18 +241,6 @@ def run_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return scrub(resolved)
 
 
-def retry(fn: Callable[..., T], *args: Any, attempts: int = 6, **kwargs: Any) -> T:
-    """Call ``fn``, retrying sqlite 'database is locked' errors (concurrent trials on one file)."""
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if "locked" not in str(exc).lower() or i == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**i)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def metric_entities(values: Mapping[str, Any], step: int, prefix: str = "") -> list[Any]:
     """Finite numeric entries of ``values`` as MLflow Metric objects (others are skipped)."""
     from mlflow.entities import Metric
@@ -212,25 +262,30 @@ def metric_entities(values: Mapping[str, Any], step: int, prefix: str = "") -> l
 def log_metrics(
     client: MlflowClient, run_id: str, values: Mapping[str, Any], step: int = 0, prefix: str = ""
 ) -> None:
-    """Log the finite numeric entries of ``values`` at ``step``."""
+    """Log the finite numeric entries of ``values`` at ``step`` (through the client's outbox:
+    sent now when the server answers, kept in order while it does not)."""
     metrics = metric_entities(values, step, prefix)
-    for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
-        retry(client.log_batch, run_id, metrics=metrics[i : i + 900], synchronous=True)
+    if metrics:
+        box = outbox(client)
+        box.put(run_id, metrics, [])
+        box.flush(wait=False)
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    """Log scrubbed params (MLflow caps a batch at 100 params)."""
+    """Log scrubbed params (through the client's outbox, as ``log_metrics``)."""
     from mlflow.entities import Param
 
     items = [Param(k, v) for k, v in scrub(params).items()]
-    for i in range(0, len(items), 100):
-        retry(client.log_batch, run_id, params=items[i : i + 100], synchronous=True)
+    if items:
+        box = outbox(client)
+        box.put(run_id, [], items)
+        box.flush(wait=False)
 
 
 def log_json(client: MlflowClient, run_id: str, obj: Any, artifact_file: str) -> None:
     """``obj`` as scrubbed JSON in the run's artifact ``artifact_file`` (``log_dict``)."""
     text = scrub_text(json.dumps(obj, default=_jsonable))
-    client.log_dict(run_id, json.loads(text), artifact_file)
+    retry(client.log_dict, run_id, json.loads(text), artifact_file)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -243,7 +298,13 @@ def _jsonable(obj: Any) -> Any:
 
 def log_figure(client: MlflowClient, run_id: str, fig: Any, artifact_file: str) -> None:
     """A matplotlib Figure as the PNG artifact ``artifact_file`` (``log_figure``)."""
-    client.log_figure(run_id, fig, artifact_file, save_kwargs={"dpi": 110, "bbox_inches": "tight"})
+    retry(
+        client.log_figure,
+        run_id,
+        fig,
+        artifact_file,
+        save_kwargs={"dpi": 110, "bbox_inches": "tight"},
+    )
 
 
 def log_table_input(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avspot.search.tracking.client import (
+    flush_logs,
     get_client,
     get_or_create_experiment,
     log_metrics,
@@ -75,6 +76,7 @@ def start_search_run(
     log_params(client, run_id, params)
     if manifest is not None and data_uri is not None:
         log_table_input(client, run_id, data_uri, manifest)
+    flush_logs(client)
     return run_id
 
 
@@ -124,6 +126,50 @@ def child_runs(client: MlflowClient, parent_run_id: str, experiment_id: str | No
     )
 
 
+def wait_for_server(uri: str | None = None) -> None:
+    """Return once the tracking server answers; while it is down (an outage during a long
+    search) wait with backoff, at most $AVSPOT_MLFLOW_OUTAGE_S seconds (then
+    TrackingUnavailable). The driver calls it before registering and closing a search's runs."""
+    retry(get_client, uri)
+
+
+def open_trial_run(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str,
+    trial_id: str | None,
+    tags: Mapping[str, str],
+    run_name: str | None = None,
+) -> tuple[str, int]:
+    """(run id, last step logged) for trial ``trial_id`` under ``parent_run_id``: a new child
+    run, or the trial's existing one reopened (RUNNING again) when its process restarts (a
+    worker killed and Tune retrying the trial from its last checkpoint, or ``--resume``). A
+    trial stays one run, and the caller skips the epochs up to the step returned: an epoch that
+    was logged before the restart and is trained again from the checkpoint is not logged twice.
+    """
+    if trial_id:
+        flt = f"tags.`{TAG_TRIAL_ID}` = '{trial_id}' and tags.`{TAG_PARENT}` = '{parent_run_id}'"
+        found = retry(
+            client.search_runs,
+            [experiment_id],
+            filter_string=flt,
+            order_by=["attributes.start_time ASC"],
+            max_results=10,
+        )
+        if found:
+            run = found[0]
+            if run.info.status != "RUNNING":
+                retry(client.update_run, run.info.run_id, status="RUNNING")
+            steps = [
+                m.step
+                for key in run.data.metrics
+                for m in retry(client.get_metric_history, run.info.run_id, key)
+            ]
+            return run.info.run_id, max(steps, default=0)
+    run = retry(client.create_run, experiment_id, tags=dict(tags), run_name=run_name)
+    return run.info.run_id, 0
+
+
 def finish_search_run(
     run_id: str,
     status: str = "FINISHED",
@@ -142,8 +188,9 @@ def finish_search_run(
     client = get_client(uri)
     if metrics:
         log_metrics(client, run_id, metrics)
+    flush_logs(client)
     for key, value in scrub(tags or {}).items():
-        client.set_tag(run_id, key, value)
+        retry(client.set_tag, run_id, key, value)
     items = (
         artifacts.items()
         if isinstance(artifacts, Mapping)
@@ -152,10 +199,10 @@ def finish_search_run(
     for folder, path in items:
         path = Path(path)
         if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder or path.name)
+            retry(client.log_artifacts, run_id, str(path), folder or path.name)
         else:
-            client.log_artifact(run_id, str(path), folder)
-    for child in child_runs(client, run_id):
+            retry(client.log_artifact, run_id, str(path), folder)
+    for child in retry(child_runs, client, run_id):
         if child.info.status in ("RUNNING", "SCHEDULED"):
             retry(client.set_terminated, child.info.run_id, "KILLED")
     retry(client.set_terminated, run_id, status)

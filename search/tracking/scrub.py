@@ -1,38 +1,22 @@
 """No secret ever becomes a param, tag, artifact or log line: scrubbing of text and mappings.
 
 Secrets are the values of environment variables whose names look secret (AWS keys, MLflow
-passwords, tokens) and the user:password part of URIs.
+passwords, tokens), the user:password part of URIs and pre-signed URL signatures
+(``avspot.datasets.redact``, the one scrubber of text).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-_SECRET_NAME = re.compile(
-    r"secret|passw|token|access_key|api_key|apikey|credential|private_key", re.I
-)
-_URI_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# One definition of what a secret is and how text is scrubbed: the data layer's (its errors are
+# scrubbed too, and it cannot import this package).
+from avspot.datasets.redact import SECRET_NAME, scrub_text, secret_values
+
+__all__ = ["flatten", "scrub", "scrub_text", "secret_values"]
 _MAX_PARAM_CHARS = 6000
-
-
-def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables whose names look secret (AWS keys, MLflow password...)."""
-    env = os.environ if environ is None else environ
-    names = {"AWS_ACCESS_KEY_ID", "MLFLOW_TRACKING_USERNAME"}
-    vals = {v for k, v in env.items() if (_SECRET_NAME.search(k) or k in names) and len(v) >= 4}
-    return sorted(vals, key=len, reverse=True)
-
-
-def scrub_text(text: str, secrets: Iterable[str] | None = None) -> str:
-    """`text` with URI credentials (`scheme://user:pass@`) and secret env values replaced by ***."""
-    out = _URI_USERINFO.sub(r"\g<scheme>***@", text)
-    for value in secret_values() if secrets is None else secrets:
-        out = out.replace(value, "***")
-    return out
 
 
 def scrub(mapping: Mapping[str, Any] | None) -> dict[str, str]:
@@ -40,7 +24,7 @@ def scrub(mapping: Mapping[str, Any] | None) -> dict[str, str]:
     secrets = secret_values()
     out: dict[str, str] = {}
     for key, value in (mapping or {}).items():
-        if _SECRET_NAME.search(str(key)) or value is None:
+        if SECRET_NAME.search(str(key)) or value is None:
             continue
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         out[str(key)] = scrub_text(text, secrets)[:_MAX_PARAM_CHARS]

@@ -14,6 +14,7 @@ def ray_local():
     started = not ray.is_initialized()
     if started:
         ray.init(
+            address="local",
             num_cpus=1,
             object_store_memory=150 * 1024**2,
             include_dashboard=False,

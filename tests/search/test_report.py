@@ -24,6 +24,12 @@ SECRETS = {
     "MLFLOW_TRACKING_PASSWORD": "hunter2-tracking-pw",
 }
 
+URL_SIGNATURE = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0"
+SIGNED_URL = (
+    "https://b.s3.amazonaws.com/t/part-00000.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    f"&X-Amz-Credential=AKIASIGNEDURL0001%2F20260101%2Fus-east-1%2Fs3&X-Amz-Signature={URL_SIGNATURE}"
+)
+
 
 def _search(experiment: str, source: str, fingerprint: str, grid, log_model: bool = False):
     parent = start_search_run(
@@ -118,8 +124,12 @@ def test_no_secret_reaches_mlflow(store: str, tmp_path: Path, monkeypatch) -> No
     cb = MLflowTrialCallback(parent, trial_config, "t0")
     F.run_fake_trial(cb, cfg)
     failing = MLflowTrialCallback(parent, cfg.to_dict(), "t1", log_model=False)
-    failing.close(
-        "FAILED", RuntimeError(f"cannot reach s3 with {SECRETS['AWS_SECRET_ACCESS_KEY']}")
+    failing.close(  # failure paths quote signed URLs and URIs with passwords (scrubbed too)
+        "FAILED",
+        RuntimeError(
+            f"cannot reach s3 with {SECRETS['AWS_SECRET_ACCESS_KEY']}: GET {SIGNED_URL}; "
+            f"tracking http://avspot:{SECRETS['MLFLOW_TRACKING_PASSWORD']}@mlflow:5000"
+        ),
     )
     metrics = get_client().get_run(cb.run_id).data.metrics
     register_challenger("exp", cb.run_id, metrics, "e" * 64, parent)
@@ -147,6 +157,7 @@ def test_no_secret_reaches_mlflow(store: str, tmp_path: Path, monkeypatch) -> No
     assert "MLmodel" in blob  # the model files were scanned
     for name, value in SECRETS.items():
         assert value not in blob, name
+    assert URL_SIGNATURE not in blob and "AKIASIGNEDURL0001" not in blob
 
 
 def _texts(root: Path) -> list[str]:
