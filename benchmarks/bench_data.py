@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synth-games", type=int, default=20)
     p.add_argument("--ingest-games", type=int, default=10)
-    p.add_argument("--sizes", default="5,10,20", help="games per table for the RSS comparison")
+    p.add_argument("--sizes", default="5,10,20,50", help="games per table for the RSS comparison")
     p.add_argument("--half-minutes", type=float, default=45.0)
     p.add_argument("--workdir", default=None, help="where tables go (default: a temp dir)")
     args = p.parse_args(argv)

@@ -3,8 +3,12 @@
 Tables 1-5 (mAP per fusion method and window, per-class AP, confusion matrix, mAP per pooling and
 modality, Average-mAP per spotting method) come from the trial runs' params and metrics, the
 figures from their metric histories and JSON artifacts (``reporting.trials``,
-``reporting.tables``). Every section names its data; synthetic results are labelled as such,
-never as SoccerNet. Values are validation-split numbers at each trial's best epoch, in percent.
+``reporting.tables``). Beyond the seed: what each search cost against the full grid
+(``reporting.compute``) and where audio should join video: the fusion point x modality table,
+parameter importance, parallel coordinates, intermediate values and the Pareto front of
+Average-mAP against inference cost (``reporting.analysis``). Every section names its data;
+synthetic results are labelled as such, never as SoccerNet. Values are validation-split numbers
+at each trial's best epoch, in percent.
 
 The report directory is written under a temporary name and renamed into place at the end, then
 logged to the experiment's latest search (parent) run under ``report/``.
@@ -22,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
 from avspot.search import plots
+from avspot.search.reporting.analysis import render_analysis
+from avspot.search.reporting.compute import ComputeTotals, compute_totals
 from avspot.search.reporting.tables import (
     SINGLE,
     best_fusion,
@@ -126,6 +132,48 @@ def _parents_table(parents: list[Any]) -> str:
     )
 
 
+def _compute_table(totals: list[ComputeTotals]) -> str:
+    rows = []
+    for c in totals:
+        m = c.metrics()
+        saved = m["saved_fraction"]
+        rows.append(
+            [
+                f"`{c.run_name}`",
+                str(c.trials),
+                str(c.trial_epochs),
+                f"{m['total_wall_h']:.3f}",
+                f"{m['total_cpu_core_h']:.3f}",
+                f"{m['total_gpu_h']:.3f}",
+                f"{m['grid_estimate_cpu_core_h']:.3f}",
+                f"{m['grid_estimate_gpu_h']:.3f}",
+                f"{c.estimate_trial_epochs}",
+                "–" if saved != saved else f"{100 * saved:.0f}%",
+                c.basis_text,
+            ]
+        )
+    header = [
+        "search run",
+        "trials",
+        "trial-epochs",
+        "trial wall h",
+        "CPU-core h",
+        "GPU h",
+        "full CPU-core h",
+        "full GPU h",
+        "full trial-epochs",
+        "saved",
+        "full-search estimate",
+    ]
+    return md_table(header, rows)
+
+
+def compute_lines(report_dir: str | os.PathLike[str]) -> list[str]:
+    """The compute totals of a written report, as lines for the terminal (hours)."""
+    summary = json.loads((Path(report_dir) / "report.json").read_text())
+    return [line for c in summary.get("compute", []) for line in c.get("lines", [])]
+
+
 def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, Any]:
     """Write report.md, figures/ and report.json into `out_dir`; returns the JSON summary."""
     parents, trials, monitor = collect(client, experiment)
@@ -142,7 +190,27 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
         _parents_table(parents) if parents else "(no search runs)",
         "",
     ]
-    summary: dict[str, Any] = {"experiment": experiment, "monitor": monitor, "datasets": []}
+    totals = [compute_totals(client, p.info.run_id) for p in parents]
+    if totals:
+        md += [
+            "## Does the search pay off? Compute",
+            "",
+            "Hours the trials held (wall time x the CPUs and GPUs each trial was assigned; "
+            "trials stopped by ASHA count with the epochs they ran) against the same space run "
+            "in full at the measured mean cost per trial-epoch: every grid configuration for "
+            "`max_epochs` (grid spaces), or the same number of trials each for `max_epochs` "
+            "without early stopping (TPE spaces).",
+            "",
+            _compute_table(totals),
+            "",
+        ]
+    summary: dict[str, Any] = {
+        "experiment": experiment,
+        "monitor": monitor,
+        "compute": [{**c.to_dict(), "lines": c.lines()} for c in totals],
+        "datasets": [],
+    }
+    by_id = {p.info.run_id: p for p in parents}
     groups: dict[tuple[str, str], list[Trial]] = defaultdict(list)
     for t in trials:
         groups[(t.source, t.fingerprint)].append(t)
@@ -201,6 +269,11 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
             ]
         for title, name in _figures(client, ts, monitor, fig_dir, tag).items():
             md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
+        max_epochs = max((c.max_epochs for c in totals), default=None)
+        analysis_md, analysis = render_analysis(
+            client, ts, by_id, monitor, fig_dir, tag=tag, max_epochs=max_epochs
+        )
+        md += analysis_md
         best = best_trial(ts, monitor)
         summary["datasets"].append(
             {
@@ -210,6 +283,9 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
                 "trials": len(ts),
                 "best_run_id": best.run_id if best else None,
                 "best_value": best.metrics.get(monitor) if best else None,
+                "importance": analysis["importance"],
+                "fusion_table": analysis["fusion_table"],
+                "pareto": analysis["pareto"],
             }
         )
     (out_dir / "report.md").write_text(scrub_text("\n".join(md)) + "\n")

@@ -54,6 +54,7 @@ class Trial:
     source: str
     fingerprint: str
     artifacts: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # the run's params as logged
 
     @property
     def pooling_label(self) -> str:
@@ -85,12 +86,13 @@ def _float(text: str) -> float | None:
 
 
 def _best_epoch_metrics(client: MlflowClient, run: Any, monitor: str) -> tuple[dict, int]:
-    """(metrics at the run's best epoch, epochs run). Completed runs logged `best_*`; for runs
-    stopped early the best epoch of `monitor` is found in the metric history."""
+    """(metrics at the run's best epoch, epochs run). Completed runs logged `best_*` with
+    `best_epoch`; for runs stopped early (the driver adds only their `best_<monitor>` and
+    `epochs`) the best epoch of `monitor` is found in the metric history."""
     m = run.data.metrics
     best = {k[len("best_") :]: v for k, v in m.items() if k.startswith("best_")}
     epochs = int(m.get("epochs", 0))
-    if best:
+    if "best_epoch" in m:  # on_train_end's summary (a stopped trial's best_<monitor> is partial)
         extra = {k: v for k, v in m.items() if not k.startswith("best_") and k not in best}
         return {**extra, **best}, epochs or int(best.get("epoch", 0))
     hist = client.get_metric_history(run.info.run_id, monitor)
@@ -169,6 +171,7 @@ def collect(client: MlflowClient, experiment: str) -> tuple[list[Any], list[Tria
                 or pp.get("data_fingerprint")
                 or pt.get(TAG_FINGERPRINT)
                 or "unknown",
+                params=dict(p),
             )
         )
     return ordered, trials, monitor

@@ -4,19 +4,31 @@ Per epoch it logs the trainer's numeric metrics at step = epoch. At the end of t
 the best epoch's metrics as ``best_<key>`` plus ``best_epoch``; with table halves to score, the
 best checkpoint's Average-mAP per spotting method (``val_average_map_<method>``), the
 mAP-vs-tolerance curve and event timelines; plots and JSON as artifacts; the best model as the
-MLflow model ``model``. The run ends FINISHED after ``on_train_end``; the trainable calls
-``close("FAILED", exc)`` on an exception (or uses the callback as a context manager); ``close``
-is idempotent and never overwrites a status set by the driver (KILLED after an ASHA stop).
+MLflow model ``model``.
+
+Compute accounting: every epoch (and once more when the run closes) the trial's cumulative
+``trial_wall_s`` and the device time of the resources it holds, ``cpu_core_s`` and ``gpu_s``
+(wall time x the CPUs / GPUs Ray assigned), at step = epoch: trials that ASHA stops never reach
+``on_train_end``, so their cost is already recorded. Inference cost for the Pareto front:
+``n_params`` of the evaluated model (after the first epoch and of the final model) and
+``spot_s_per_half``, seconds of ``predict_half`` per validation half in the final evaluation.
+A trial whose process restarts reopens its run and adds to the cost logged before.
+
+The run ends FINISHED after ``on_train_end``; the trainable calls ``close("FAILED", exc)`` on
+an exception (or uses the callback as a context manager); ``close`` is idempotent and never
+overwrites a status set by the driver (KILLED after an ASHA stop).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from avspot.search import plots
 from avspot.search.tracking.client import (
+    flush_logs,
     get_client,
     log_figure,
     log_json,
@@ -27,6 +39,11 @@ from avspot.search.tracking.client import (
     run_tags,
 )
 from avspot.search.tracking.names import (
+    M_CPU_CORE_S,
+    M_GPU_S,
+    M_N_PARAMS,
+    M_SPOT_S_PER_HALF,
+    M_TRIAL_WALL_S,
     TAG_CODE_VERSION,
     TAG_DATA_SOURCE,
     TAG_ERROR,
@@ -39,7 +56,7 @@ from avspot.search.tracking.names import (
     TAG_TRIAL,
     TAG_TRIAL_ID,
 )
-from avspot.search.tracking.runs import check_status
+from avspot.search.tracking.runs import check_status, open_trial_run
 from avspot.search.tracking.scrub import flatten, scrub_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,9 +88,14 @@ class MLflowTrialCallback:
         eval_max_halves: int | None = None,
         timeline_halves: int = 2,
         input_example_frames: int = 240,
+        cpus: float = 1.0,
+        gpus: float = 0.0,
     ) -> None:
-        self.client = get_client(tracking_uri)
-        parent = self.client.get_run(parent_run_id)
+        self._t0 = time.perf_counter()  # the trial holds its resources from here on
+        self.cpus, self.gpus = float(cpus), float(gpus)
+        # No health check in a trial: one that (re)starts while the server is down waits (retry).
+        self.client = get_client(tracking_uri, check=False)
+        parent = retry(self.client.get_run, parent_run_id)
         self.parent_run_id = parent_run_id
         self.experiment_id = parent.info.experiment_id
         self.halves = halves
@@ -93,10 +115,17 @@ class MLflowTrialCallback:
         if trial_id:
             all_tags[TAG_TRIAL_ID] = trial_id
         all_tags.update(tags or {})
-        run = retry(
-            self.client.create_run, self.experiment_id, tags=run_tags(all_tags), run_name=run_name
+        # A restarted trial reopens its run; epochs up to `logged_through` were logged before.
+        self.run_id, self.logged_through = open_trial_run(
+            self.client, self.experiment_id, parent_run_id, trial_id, run_tags(all_tags), run_name
         )
-        self.run_id: str = run.info.run_id
+        self._last_step = self.logged_through
+        self._cost_before: dict[str, float] = {}  # what earlier processes of this trial held
+        if self.logged_through:
+            logged = retry(self.client.get_run, self.run_id).data.metrics
+            self._cost_before = {
+                k: logged[k] for k in (M_TRIAL_WALL_S, M_CPU_CORE_S, M_GPU_S) if k in logged
+            }
         log_params(self.client, self.run_id, flatten(trial_config))
         if data_uri is not None and manifest is not None:
             log_table_input(self.client, self.run_id, data_uri, manifest)
@@ -104,9 +133,28 @@ class MLflowTrialCallback:
     # -- trainer hooks --------------------------------------------------------------------------
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any], trainer: Trainer) -> None:
-        """Log this epoch's numeric metrics at step = epoch."""
+        """Log this epoch's numeric metrics and the cumulative cost so far at step = epoch (the
+        parameter count too, after the first epoch: a stopped trial has it as well)."""
+        if epoch <= self.logged_through:  # logged before this trial's process restarted
+            return
         row = {k: v for k, v in metrics.items() if k != "epoch"}
+        row.update(self.cost())
+        if self._last_step == 0 and trainer is not None:
+            from avspot.avmodels.fusion import count_parameters
+
+            row[M_N_PARAMS] = count_parameters(trainer.eval_model())
+        self._last_step = max(self._last_step, int(epoch))
         log_metrics(self.client, self.run_id, row, step=epoch)
+        # The trial's report follows, after which a scheduler may end this process: the epoch's
+        # metrics must be stored first (waits through a server outage, bounded).
+        flush_logs(self.client)
+
+    def cost(self) -> dict[str, float]:
+        """Cumulative wall time of this trial and the CPU-core and GPU seconds it held (earlier
+        processes of a restarted trial included)."""
+        wall = time.perf_counter() - self._t0
+        now = {M_TRIAL_WALL_S: wall, M_CPU_CORE_S: wall * self.cpus, M_GPU_S: wall * self.gpus}
+        return {k: v + self._cost_before.get(k, 0.0) for k, v in now.items()}
 
     def on_train_end(self, result: TrainResult) -> None:
         """Best-epoch summary, evaluation artifacts and the model; the run ends FINISHED."""
@@ -114,6 +162,10 @@ class MLflowTrialCallback:
         summary["best_epoch"] = result.best_epoch
         summary["epochs"] = len(result.history)
         summary["wall_s"] = result.wall_s
+        if result.model is not None:
+            from avspot.avmodels.fusion import count_parameters
+
+            summary[M_N_PARAMS] = count_parameters(result.model)
         log_metrics(self.client, self.run_id, summary, step=result.best_epoch)
         evaluation: dict[str, Any] = {}
         if self.halves is not None and result.model is not None:
@@ -123,6 +175,14 @@ class MLflowTrialCallback:
                 self.client.set_tag(
                     self.run_id, TAG_EVAL_ERROR, scrub_text(f"{type(exc).__name__}: {exc}")[:5000]
                 )
+        if evaluation.get("halves"):
+            per_half = evaluation["predict_s"] / evaluation["halves"]
+            log_metrics(self.client, self.run_id, {M_SPOT_S_PER_HALF: per_half})
+        full = evaluation.get("spotting", {}).get(result.config.spot_method)
+        if full is not None:  # the kept epoch scored in full: every half, 1 s stride
+            full_values = {"full_val_average_map": full.average_map}
+            full_values["full_val_map"] = result.best_metrics.get("val_map")  # always complete
+            log_metrics(self.client, self.run_id, full_values, step=result.best_epoch)
         self.log_evaluation(
             history=result.history,
             schedule=result.config.schedule,
@@ -133,7 +193,8 @@ class MLflowTrialCallback:
         if self.log_model and result.model is not None:
             from avspot.search.tracking.pyfunc import log_spotter_model
 
-            self.model_uri = log_spotter_model(
+            self.model_uri = retry(  # waits through an outage (a model logs many requests)
+                log_spotter_model,
                 self.run_id,
                 self.experiment_id,
                 result.model,
@@ -141,7 +202,7 @@ class MLflowTrialCallback:
                 step=result.best_epoch,
                 example_frames=self.input_example_frames,
             )
-            self.client.set_tag(self.run_id, TAG_MODEL_URI, self.model_uri)
+            retry(self.client.set_tag, self.run_id, TAG_MODEL_URI, self.model_uri)
         self.close("FINISHED")
 
     def _evaluate(self, result: TrainResult) -> dict[str, Any]:
@@ -220,10 +281,13 @@ class MLflowTrialCallback:
             return
         check_status(status)
         self.status = status
+        with contextlib.suppress(Exception):  # the final cost, evaluation and model logging in
+            log_metrics(self.client, self.run_id, self.cost(), step=self._last_step)
         if error is not None:
             msg = scrub_text(f"{type(error).__name__}: {error}")[:5000]
             with contextlib.suppress(Exception):  # ending the run matters more than the tag
                 self.client.set_tag(self.run_id, TAG_ERROR, msg)
+        flush_logs(self.client)  # every buffered metric reaches the run before it ends
         current = retry(self.client.get_run, self.run_id).info.status
         if current in ("RUNNING", "SCHEDULED"):
             retry(self.client.set_terminated, self.run_id, status)

@@ -58,6 +58,23 @@ class AvspotOptunaSearch(OptunaSearch):
         return None
 
 
+def startup_trials(trials: int) -> int:
+    """TPE's random start-up trials for a budget of ``trials``: a third of it, 2..10."""
+    return min(10, max(2, trials // 3))
+
+
+def tpe_sampler(seed: int, n_startup_trials: int) -> optuna.samplers.TPESampler:
+    """Multivariate TPE as ``avspot search`` runs it (``constant_liar`` keeps concurrent trials
+    from piling onto one point); the search-replay benchmark replays this very sampler."""
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+    )
+
+
 def build_searcher(
     space: Space,
     *,
@@ -76,14 +93,8 @@ def build_searcher(
     if space.grid is not None:
         sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(space.grid, seed=seed)
     else:
-        startup = n_startup_trials if n_startup_trials is not None else min(10, max(2, trials // 3))
-        sampler = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
+        startup = n_startup_trials if n_startup_trials is not None else startup_trials(trials)
+        sampler = tpe_sampler(seed, startup)
     storage = None
     if study_path is not None:
         storage = optuna.storages.RDBStorage(f"sqlite:///{study_path}")
