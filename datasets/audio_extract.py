@@ -36,7 +36,6 @@ import glob
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,6 +47,8 @@ import numpy as np
 from avspot.datasets.errors import DataError
 from avspot.datasets.media import MEDIA_EXTENSIONS, Segment, decode_segment, media_segment
 from avspot.datasets.melspec import CHUNK_SAMPLES, SAMPLE_RATE, num_chunks
+from avspot.datasets.progress import progress as progress_bar_iter
+from avspot.datasets.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -274,8 +275,6 @@ def extract_half(
     desc: str = "",
 ) -> dict[str, Any]:
     """Decode, front end, network, align, write ``h.out_npy``; return what was done."""
-    from tqdm.auto import tqdm
-
     from avspot.datasets.melspec import log_mel_chunks
     from avspot.datasets.vggish import embed
 
@@ -288,16 +287,7 @@ def extract_half(
         check_lengths(n, h.video_frames, max_length_diff, f"{h.media} vs {h.video_npy}")
         keep = min(n, h.video_frames)  # chunks past the video are never computed
     feats = np.empty((keep, FEATURE_DIM), np.float32)
-    bar = tqdm(
-        total=keep,
-        desc=desc,
-        unit="chunk",
-        file=sys.stderr,
-        leave=False,
-        disable=None if progress else True,
-        dynamic_ncols=True,
-    )
-    with bar:
+    with progress_bar(total=keep, desc=desc, enabled=progress, unit="chunk") as bar:
         for b in range(0, keep, batch_size):
             e = min(keep, b + batch_size)
             samples = audio[b * CHUNK_SAMPLES : e * CHUNK_SAMPLES]  # (chunks * 8000,)
@@ -319,25 +309,14 @@ def extract_half(
 
 
 def extract_game(
-    job: GameJob,
-    net: torch.nn.Module,
-    device: torch.device,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length_diff: int = 5,
-    progress: bool = False,
+    job: GameJob, net: torch.nn.Module, device: torch.device, **options: Any
 ) -> dict[str, Any]:
-    """Extract a game's incomplete halves; ``status`` "skipped" when none was left to do."""
+    """Extract a game's incomplete halves (``options``: those of ``extract_half``: batch size,
+    length tolerance, progress); ``status`` "skipped" when none was left to do."""
     todo = [h for h in job.halves if not is_complete(h)]
     records = [
         extract_half(
-            h,
-            net,
-            device,
-            batch_size=batch_size,
-            max_length_diff=max_length_diff,
-            progress=progress,
-            desc=f"{job.key or os.path.basename(h.media)} half {h.half}",
+            h, net, device, desc=f"{job.key or os.path.basename(h.media)} half {h.half}", **options
         )
         for h in todo
     ]
@@ -412,7 +391,7 @@ def _run_ray(
     started = not ray.is_initialized()
     if started:
         if address == "local":
-            ray.init(include_dashboard=False)
+            ray.init(address="local", include_dashboard=False)
         else:
             ray.init(address=address)
     try:
@@ -514,22 +493,12 @@ def extract_audio(
                 f"{failed[0]['error']}"
             )
     else:
-        from tqdm.auto import tqdm
-
         from avspot.datasets.vggish import load_vggish
 
         dev = resolve_device(device)
         net = load_vggish(state, dev)
         where = str(dev)
-        bar = tqdm(
-            todo,
-            desc="extract-audio",
-            unit="game",
-            file=sys.stderr,
-            disable=None if progress else True,
-            dynamic_ncols=True,
-        )
-        for job in bar:
+        for job in progress_bar_iter(todo, desc="extract-audio", enabled=progress, unit="game"):
             details.append(
                 extract_game(
                     job,

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def progress_bar(
+    *, total: int | None, desc: str = "", enabled: bool = True, unit: str = "it"
+) -> Any:
+    """A tqdm bar to ``update`` by hand (a context manager), on the same terms as ``progress``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=None if enabled else True,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def progress(
@@ -22,15 +39,7 @@ def progress(
     unit: str = "it",
 ) -> Iterator[T]:
     """``items`` wrapped in a tqdm bar on stderr (no bar when not a terminal or not enabled)."""
-    from tqdm.auto import tqdm
-
-    yield from tqdm(
-        items,
-        total=total,
-        desc=desc,
-        unit=unit,
-        file=sys.stderr,
-        disable=None if enabled else True,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    with progress_bar(total=total, desc=desc, enabled=enabled, unit=unit) as bar:
+        for item in items:
+            yield item
+            bar.update(1)

@@ -352,7 +352,7 @@ def ray_local():
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()
@@ -390,3 +390,22 @@ def test_ray_reports_failed_games_after_writing_the_others(tmp_path, weights, ra
         _run([str(root)], weights, tmp_path / "out", address="local")
     assert (tmp_path / "out/lg/s/good/2_VGGish.npy").exists()
     assert not (tmp_path / "out/lg/s/bad/1_VGGish.npy").exists()
+
+
+def test_extract_audio_command(tmp_path, weights, capsys):
+    """`avspot data extract-audio`: one summary line, exit 2 with one line on bad input."""
+    from avspot.search.cli.main import main
+
+    game = _game(tmp_path / "root" / "league" / "2020" / "g1")
+    out = tmp_path / "out"
+    assert (
+        main(["data", "extract-audio", game, "--weights", weights, "--out", str(out), "--quiet"])
+        == 0
+    )
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("extracted audio features of 1 game(s)")
+    assert sorted(p.name for p in out.rglob("*.npy")) == ["1_VGGish.npy", "2_VGGish.npy"]
+    bad = ["data", "extract-audio", game, "--weights", str(tmp_path / "nope.pt"), "--out", str(out)]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.pt" in err[0]
