@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-unit test-integration bench lint format s3 ui-screenshots cluster-dist clean
+.PHONY: install quickstart test test-unit test-integration test-faults bench gpu-check lint format s3 ui-screenshots cluster-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,21 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration
 
+# Every fault-injection case, the long ones too (RELIABILITY.md; about 7 minutes)
+test-faults: $(STAMP)
+	AVSPOT_FAULTS=1 $(BIN)/python -m pytest -q -s tests/faults
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The GPU path measured on a machine with a CUDA GPU (says so and exits 0 without one).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 # Screenshots of the MLflow UI on the quickstart's store (needs Debian's chromium:
 # apt-get install -y chromium). Run `make quickstart` first.
 ui-screenshots: $(STAMP)
-	$(BIN)/python scripts/ui_screenshots.py --store sqlite:///$(CURDIR)/quickstart/mlflow.db --out screenshots
+	$(BIN)/python scripts/ui_screenshots.py --store sqlite:///$(CURDIR)/quickstart/mlflow.db --out docs/img
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

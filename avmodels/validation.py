@@ -7,6 +7,7 @@ Halves are scored as the official evaluator does: each half densified to at leas
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,17 +54,28 @@ def evaluate_checkpoint(
     forward pass per half, shared by the methods), and (title, events, spots, minutes)
     timelines of ``timeline_halves`` (NMS spots) for a qualitative plot.
 
-    Returns ``{"spotting": {method: SpottingResult}, "timelines": [...]}``.
+    Returns ``{"spotting": {method: SpottingResult}, "timelines": [...], "halves": n,
+    "predict_s": s}``, ``predict_s`` being the seconds ``predict_half`` took over the n halves
+    (the inference cost a search's Pareto front weighs against Average-mAP).
     """
     methods = list(methods)
     scored: dict[str, list[HalfSpots]] = {m: [] for m in methods}
+    predict_s, n_halves = 0.0, 0
     for i, half in enumerate(halves):
         if max_halves is not None and i >= max_halves:
             break
+        t0 = time.perf_counter()
         probs = predict_half(model, half, 1.0, window_frames=window_frames)  # (n_s, 3)
+        predict_s += time.perf_counter() - t0
+        n_halves += 1
         for m in methods:
             scored[m].append(half_spots(half, postprocess(probs, m, stride_s=1.0)))
-    out: dict[str, Any] = {"spotting": {}, "timelines": []}
+    out: dict[str, Any] = {
+        "spotting": {},
+        "timelines": [],
+        "halves": n_halves,
+        "predict_s": predict_s,
+    }
     if methods and scored[methods[0]]:
         spotting: dict[str, SpottingResult] = {
             m: average_map_spots(scored[m], metric="loose") for m in methods

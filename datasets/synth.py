@@ -449,10 +449,8 @@ def synthesize(
     endpoint: str | None = None,
     progress: bool = False,
 ) -> Manifest:
-    """Write ``games`` synthetic games to a feature table at ``out`` (atomic); return its manifest.
-
-    ``progress`` shows a bar of halves written on stderr (when it is a terminal).
-    """
+    """Write ``games`` synthetic games to a feature table at ``out`` (atomic, a bar of halves
+    on stderr with ``progress``); return its manifest."""
     halves = synth_games(games, seed, half_minutes)
     return write_table(
         bar(halves, total=2 * games, desc="synth", enabled=progress, unit="half"),

@@ -192,3 +192,30 @@ def tiny_manifest(fingerprint: str = "f" * 64, source: str = "synthetic") -> Any
         fps=2.0,
         feature_dims={"video": DIM, "audio": DIM},
     )
+
+
+def stop_group(proc: Any, timeout: float = 15.0) -> None:
+    """Stop the process group of a server we started with ``start_new_session=True`` (by its
+    pid): SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+
+def mlflow_server_cmd(port: int, store: str, artifacts: str | None = None) -> list[str]:
+    """The ``mlflow server`` command the project starts: loopback only, one worker (run it with
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner), artifacts proxied when given."""
+    import sys
+    from pathlib import Path
+
+    cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", "1", "--backend-store-uri", store]
+    return cmd + (["--artifacts-destination", artifacts] if artifacts else [])

@@ -36,6 +36,11 @@ def _progress(args: argparse.Namespace) -> bool:
 # ---- data ---------------------------------------------------------------------------------------
 
 
+def _table_write(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments every command that writes a table passes on."""
+    return {"overwrite": args.overwrite, "endpoint": args.endpoint_url, "progress": _progress(args)}
+
+
 def _wrote(what: str, manifest: Any, where: str, t0: float) -> None:
     """``what`` (with a {games} field), the counts, ``where``, the speed and the fingerprint."""
     dt = time.perf_counter() - t0
@@ -50,15 +55,8 @@ def data_synth(args: argparse.Namespace) -> int:
     from avspot.datasets.synth import synthesize
 
     t0 = time.perf_counter()
-    manifest = synthesize(
-        args.out,
-        games=args.games,
-        seed=args.seed,
-        half_minutes=args.half_minutes,
-        overwrite=args.overwrite,
-        endpoint=args.endpoint_url,
-        progress=_progress(args),
-    )
+    generator = {"games": args.games, "seed": args.seed, "half_minutes": args.half_minutes}
+    manifest = synthesize(args.out, **generator, **_table_write(args))
     _wrote("wrote {games} synthetic games", manifest, f"to {args.out}", t0)
     return EXIT_OK
 
@@ -67,17 +65,13 @@ def data_ingest(args: argparse.Namespace) -> int:
     from avspot.datasets.soccernet import ingest
 
     t0 = time.perf_counter()
-    manifest = ingest(
-        args.soccernet,
-        args.out,
-        video_features=args.video_features,
-        audio_features=args.audio_features,
-        splits=args.splits,
-        max_length_diff=args.max_length_diff,
-        overwrite=args.overwrite,
-        endpoint=args.endpoint_url,
-        progress=_progress(args),
-    )
+    sources = {
+        "video_features": args.video_features,
+        "audio_features": args.audio_features,
+        "splits": args.splits,
+        "max_length_diff": args.max_length_diff,
+    }
+    manifest = ingest(args.soccernet, args.out, **sources, **_table_write(args))
     _wrote("ingested {games} games", manifest, f"from {args.soccernet} to {args.out}", t0)
     return EXIT_OK
 
@@ -104,7 +98,7 @@ def data_extract_audio(args: argparse.Namespace) -> int:
 def data_inspect(args: argparse.Namespace) -> int:
     from avspot.datasets.inspect import format_summary, inspect_table
 
-    summary = inspect_table(args.uri, endpoint=args.endpoint_url)
+    summary = inspect_table(args.uri, endpoint=args.endpoint_url, verify=args.verify)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return EXIT_OK
 
@@ -136,13 +130,16 @@ def train(args: argparse.Namespace) -> int:
 
 def spot(args: argparse.Namespace) -> int:
     from avspot.avmodels.spotting import spot_halves
-    from avspot.datasets.manifest import read_manifest
     from avspot.datasets.progress import progress
+    from avspot.datasets.storage import check_writable_dir
     from avspot.datasets.table import iter_halves
+    from avspot.datasets.verify import check_table
     from avspot.search.tracking.registry import load_spotter
 
-    model, _ = load_spotter(args.model)
-    manifest = read_manifest(args.data, endpoint=args.endpoint_url)
+    # A bad table or output location is refused before the model is loaded (bad-input policy).
+    manifest = check_table(args.data, endpoint=args.endpoint_url)
+    check_writable_dir(args.out, "--out")
+    model, _ = load_spotter(args.model, args.device)
     total = manifest.counts["per_split"].get(args.split, {}).get("halves")
     halves = iter_halves(args.data, args.split, endpoint=args.endpoint_url)
     written = spot_halves(
@@ -161,12 +158,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from avspot.avmodels.evaluate import format_result
 
     result = run_evaluate(
-        args.labels,
-        args.predictions,
-        metric=args.metric,
-        split=args.split,
-        endpoint=args.endpoint_url,
-        progress=_progress(args),
+        args.labels, args.predictions, args.metric, args.split, args.endpoint_url, _progress(args)
     )
     print(json.dumps(result) if args.json else format_result(result))
     return EXIT_OK
@@ -211,9 +203,13 @@ def promote(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from avspot.search.reporting.report import build_report
+    from avspot.datasets.storage import check_writable_dir
+    from avspot.search.reporting.report import build_report, compute_lines
 
+    check_writable_dir(args.out, "--out")  # before any MLflow query
     out = build_report(args.experiment, args.out)
+    for line in compute_lines(out):  # what each search cost, against the full grid
+        print(line)
     print(f"wrote {out / 'report.md'}")
     return EXIT_OK
 

@@ -8,8 +8,10 @@ from light modules (the spaces package listing, labels, metric names, post-proce
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from avspot.avmodels.metrics import METRICS, MONITORS
 from avspot.avmodels.postprocess import POSTPROCESS
@@ -20,6 +22,20 @@ from avspot.search.cli import commands
 from avspot.search.spaces import available_spaces
 
 Handler = Callable[[argparse.Namespace], int]
+SPLITS_HELP = (
+    "split source: 'official' (SoccerNet game lists), a JSON file "
+    '{"train": [...], "valid": [...], "test": [...]}, or "dirs" (<root>/<split>/...)'
+)
+# Storage failures of the results/table location (full disk, no permission, read-only mount,
+# file size limit): one line naming the file, exit 2 (docs/contracts.md, bad input).
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the bad-input policy's one-line errors (``avspot --help`` shows usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"avspot: error: {self.prog}: {message}\n")
 
 
 def _common(p: argparse.ArgumentParser, *, s3: bool = True) -> None:
@@ -33,6 +49,12 @@ def _common(p: argparse.ArgumentParser, *, s3: bool = True) -> None:
             default=None,
             help="S3-compatible endpoint for s3:// URIs (default: $AWS_ENDPOINT_URL, else AWS)",
         )
+
+
+def _max_length_diff(p: argparse.ArgumentParser) -> None:
+    """Ingest and extract-audio share the audio/video length tolerance (5 frames = 2.5 s)."""
+    what = "frames by which audio and video may differ before they are refused (default 5)"
+    p.add_argument("--max-length-diff", type=int, default=5, help=what)
 
 
 def _sets(p: argparse.ArgumentParser, what: str) -> None:
@@ -65,18 +87,8 @@ def _data_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--video-features", default="ResNET_PCA512", help="video feature file stem")
     p.add_argument("--audio-features", default="VGGish", help="audio feature file stem")
-    p.add_argument(
-        "--splits",
-        default="official",
-        help="split source: 'official' (SoccerNet game lists), a JSON file "
-        '{"train": [...], "valid": [...], "test": [...]}, or "dirs" (<root>/<split>/...)',
-    )
-    p.add_argument(
-        "--max-length-diff",
-        type=int,
-        default=5,
-        help="frames by which audio and video may differ before ingest refuses (default 5)",
-    )
+    p.add_argument("--splits", default="official", help=SPLITS_HELP)
+    _max_length_diff(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing table")
     _common(p)
     p.set_defaults(func=commands.data_ingest)
@@ -108,24 +120,25 @@ def _data_parsers(sub: argparse._SubParsersAction) -> None:
         "(default: the game folders themselves)",
     )
     p.add_argument("--video-features", default="ResNET_PCA512", help="video feature file stem")
-    p.add_argument(
-        "--max-length-diff",
-        type=int,
-        default=5,
-        help="frames by which audio may differ from video before it is refused (default 5)",
-    )
+    _max_length_diff(p)
     _common(p, s3=False)
     p.set_defaults(func=commands.data_extract_audio)
 
     p = dsub.add_parser("inspect", help="games, halves, frames, events per class and split")
     p.add_argument("uri", help="table URI")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="read every byte: recompute checksums, decode every row group (default: sizes and "
+        "Parquet footers only)",
+    )
     _common(p)
     p.set_defaults(func=commands.data_inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="avspot",
         description="Audio + video action spotting: data, training, Ray Tune search, MLflow.",
     )
@@ -178,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=SPLITS, help="split to spot (default test)")
     p.add_argument("--out", required=True, help="output directory for results_spotting.json")
     p.add_argument("--method", default="nms", choices=list(POSTPROCESS), help="post-processing")
+    p.add_argument(
+        "--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N"
+    )
     _common(p)
     p.set_defaults(func=commands.spot)
 
@@ -233,9 +249,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         print(f"avspot: error: {exc}", file=sys.stderr)
         return commands.EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS and not _storage_message(str(exc)):
+            raise
+        print(f"avspot: error: {_os_error_line(exc)}", file=sys.stderr)
+        return commands.EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("avspot: interrupted", file=sys.stderr)
         return 130
+
+
+def _storage_message(text: str) -> bool:
+    """pyarrow's OSErrors carry no errno, only its text."""
+    return any(
+        s in text
+        for s in ("No space left", "Permission denied", "File too large", "Read-only file system")
+    )
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``path: reason`` on one line, secrets scrubbed (a full disk, a forbidden directory)."""
+    from avspot.datasets.errors import one_line
+
+    if exc.filename and exc.strerror:
+        return one_line(OSError(f"{exc.filename}: {exc.strerror}"))
+    return one_line(exc)
 
 
 if __name__ == "__main__":

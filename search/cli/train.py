@@ -13,11 +13,12 @@ from avspot.avmodels.data import ChunkBatches
 from avspot.avmodels.model_io import save_model
 from avspot.avmodels.train_config import TrainConfig
 from avspot.avmodels.trainer import Trainer, TrainResult
-from avspot.datasets.atomic import write_json_atomic
+from avspot.datasets.atomic import write_files_atomic, write_json_atomic
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
-from avspot.datasets.manifest import read_manifest
+from avspot.datasets.storage import check_writable_dir
 from avspot.datasets.table import iter_halves
+from avspot.datasets.verify import check_table
 
 
 class LogEpochs:
@@ -70,7 +71,10 @@ def train_from_table(
     overrides = dict(overrides or {})
     cfg = TrainConfig.from_overrides(overrides)
     t0 = time.perf_counter()
-    fingerprint = read_manifest(data_uri, endpoint).fingerprint
+    # Before any work: a table with a bad part, an output directory that cannot be written.
+    fingerprint = check_table(data_uri, endpoint).fingerprint
+    if out_dir is not None:
+        check_writable_dir(out_dir, "--out")
     train_halves = read_split(data_uri, "train", endpoint)
     valid_halves = read_split(data_uri, "valid", endpoint)
     cfg = fit_dims(cfg, train_halves[0], overrides)
@@ -87,10 +91,16 @@ def train_from_table(
     )
     if out_dir is not None and result.model is not None:
         out = Path(out_dir)
-        save_model(result.model, cfg.model, out / "model.pt")
-        write_json_atomic(out / "model_config.json", cfg.model.to_dict(), indent=1)
-        write_json_atomic(out / "train_config.json", cfg.to_dict(), indent=1)
         results = {"data": data_uri, "fingerprint": fingerprint, **result.to_dict()}
-        write_json_atomic(out / "results.json", results, indent=1)
+        model = result.model
+        write_files_atomic(  # the four appear together or not at all (a full disk: none)
+            out,
+            {
+                "model.pt": lambda p: save_model(model, cfg.model, p),
+                "model_config.json": lambda p: write_json_atomic(p, cfg.model.to_dict(), indent=1),
+                "train_config.json": lambda p: write_json_atomic(p, cfg.to_dict(), indent=1),
+                "results.json": lambda p: write_json_atomic(p, results, indent=1),
+            },
+        )
         log(f"wrote model.pt, model_config.json, train_config.json, results.json to {out}")
     return result

@@ -13,6 +13,7 @@ output: one row per spot: frame (at 2 fps), position_ms, label (card|subs|soccer
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -38,9 +39,12 @@ with warnings.catch_warnings():  # MLflow asks for type hints on predict; inputs
         """Spots events of one half from its video and audio features."""
 
         def load_context(self, context) -> None:
+            from avspot.avmodels.device import resolve_device
             from avspot.avmodels.model_io import load_model
 
-            self.model, self.config = load_model(context.artifacts[CHECKPOINT])
+            # a GPU when the serving machine has one ($AVSPOT_DEVICE overrides: cpu, cuda:N)
+            device = resolve_device(os.environ.get("AVSPOT_DEVICE", "auto"))
+            self.model, self.config = load_model(context.artifacts[CHECKPOINT], device)
 
         def predict(self, context, model_input, params=None):  # untyped: MLflow reads type hints
             return predict_spots(self.model, model_input, params)

@@ -12,19 +12,24 @@ challenger, unreachable server).
 from __future__ import annotations
 
 import contextlib
+import os
+import random
+import socket
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
-from avspot.search.tracking.client import get_client
+from avspot.search.tracking.client import get_client, retry
 from avspot.search.tracking.names import (
     CHALLENGER,
     CHAMPION,
     DEFAULT_METRIC,
     MODEL_NAME,
+    PROMOTE_LOCK_SUFFIX,
     TAG_FINGERPRINT,
     TAG_MODEL_URI,
     TAG_TRIAL_ID,
@@ -46,6 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from avspot.avmodels.config import ModelConfig
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+LOCK_WAIT_S = 60.0  # how long `promote` waits for a concurrent one to finish
+LOCK_STALE_S = 300.0  # a promotion lock this old was left by a process that died
 
 
 @dataclass
@@ -90,13 +97,15 @@ def register_challenger(
     """Register run `run_id`'s model as a new version of `model_name` with alias `alias`.
 
     Version tags: experiment, search, data fingerprint, the metric's name and value. `metrics`
-    holds the run's metrics; the value is `best_<metric>`, else `<metric>`.
+    holds the run's metrics; the value is `full_<metric>` (the kept epoch scored in full), else
+    `best_<metric>`, else `<metric>`.
     """
     from mlflow.exceptions import MlflowException
 
     client = get_client(uri)
     source, model_id = _model_source(client, run_id)
-    value = metrics.get(f"best_{metric}", metrics.get(metric))
+    # the kept epoch scored in full when the trial logged it (a search validates epochs cheaper)
+    value = metrics.get(f"full_{metric}", metrics.get(f"best_{metric}", metrics.get(metric)))
     tags = {
         V_EXPERIMENT: experiment,
         V_SEARCH: search_name,
@@ -106,15 +115,17 @@ def register_challenger(
         V_ROLE: alias,
     }
     try:
-        client.get_registered_model(model_name)
+        retry(client.get_registered_model, model_name)
     except MlflowException:
         with contextlib.suppress(MlflowException):  # created concurrently
-            client.create_registered_model(
+            retry(
+                client.create_registered_model,
                 model_name,
                 description="avspot action spotter: features of a half in, spots out. "
                 "Aliases: champion (promoted), challenger (best of the latest search).",
             )
-    mv = client.create_model_version(
+    mv = retry(  # two searches finishing at once on one sqlite file: 'database is locked'
+        client.create_model_version,
         model_name,
         source,
         run_id=run_id,
@@ -122,7 +133,7 @@ def register_challenger(
         model_id=model_id,
         description=f"best trial of search {search_name} in experiment {experiment}",
     )
-    client.set_registered_model_alias(model_name, alias, mv.version)
+    retry(client.set_registered_model_alias, model_name, alias, mv.version)
     return mv
 
 
@@ -171,12 +182,26 @@ def promote(
     client = get_client(uri)
     if client.get_experiment_by_name(experiment) is None:
         raise DataError(f"MLflow experiment {experiment!r} not found")
-    challenger = latest_challenger(client, experiment, model_name)
-    if challenger is None:
+    if latest_challenger(client, experiment, model_name) is None:
         raise DataError(
             f"experiment {experiment!r} has no registered challenger of {model_name!r}; "
             "run a search first"
         )
+    with promotion_lock(client, model_name, alias):  # compare and set as one step
+        return _promote_locked(client, experiment, alias, force, model_name, out)
+
+
+def _promote_locked(
+    client: MlflowClient,
+    experiment: str,
+    alias: str,
+    force: bool,
+    model_name: str,
+    out: Callable[[str], Any] | None,
+) -> PromotionResult:
+    """``promote`` while holding the promotion lock: everything read here is current."""
+    challenger = latest_challenger(client, experiment, model_name)
+    assert challenger is not None  # versions are never removed by avspot
     current = _alias_version(client, model_name, alias)
     cv, hv = _metric_value(challenger), None
     name = challenger.tags.get(V_METRIC, DEFAULT_METRIC)
@@ -246,6 +271,66 @@ def promote(
     return res
 
 
+@contextlib.contextmanager
+def promotion_lock(
+    client: MlflowClient,
+    model_name: str,
+    alias: str,
+    *,
+    wait_s: float = LOCK_WAIT_S,
+    stale_s: float = LOCK_STALE_S,
+) -> Iterator[None]:
+    """Hold the right to move ``alias`` of ``model_name`` while comparing and moving it.
+
+    Why a lock, and why this one: two concurrent ``promote`` calls each read the holder, each
+    judge their challenger better, and the later write wins, even when it is the worse model.
+    MLflow has no conditional update (no compare-and-set on aliases or tags), and re-reading the
+    alias after setting it cannot undo a worse challenger's late write. Creating a registered
+    model is atomic in every MLflow backend (a unique name in sqlite, PostgreSQL, or behind an
+    ``mlflow server``): exactly one of two concurrent creates of ``<model>.<alias>.promote-lock``
+    succeeds, on a local store and on a shared server alike (a file lock would cover only a
+    local sqlite file). The holder deletes it when done; a lock older than ``stale_s`` (its
+    holder died) is removed by the next caller. Waiting longer than ``wait_s``: DataError.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name = f"{model_name}.{alias}{PROMOTE_LOCK_SUFFIX}"
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            retry(
+                client.create_registered_model,
+                name,
+                tags={"avspot.lock_holder": holder},
+                description=f"held while avspot promote moves @{alias}; removed when done",
+            )
+            break
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+        try:
+            held = client.get_registered_model(name)
+        except MlflowException:
+            continue  # released meanwhile
+        age = time.time() - held.creation_timestamp / 1000
+        if age > stale_s:
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(name)
+            continue
+        if time.monotonic() > deadline:
+            raise DataError(
+                f"@{alias} of {model_name!r}: another promote has held {name!r} for "
+                f"{age:.0f}s; try again"
+            )
+        time.sleep(0.1 + random.random() * 0.3)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            retry(client.delete_registered_model, name)
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
@@ -295,16 +380,18 @@ def register_best(
 # ---- loading --------------------------------------------------------------------------------------
 
 
-def load_spotter(model_uri: str) -> tuple[nn.Module, ModelConfig]:
-    """(torch model in eval mode, its ModelConfig) from models:/NAME@ALIAS, models:/NAME/VERSION,
-    models:/<model_id>, runs:/<run_id>/model, an MLflow model directory or a model file.
-    Used by ``avspot spot --model ...``."""
+def load_spotter(model_uri: str, device: str = "cpu") -> tuple[nn.Module, ModelConfig]:
+    """(torch model in eval mode on ``device``, its ModelConfig) from models:/NAME@ALIAS,
+    models:/NAME/VERSION, models:/<model_id>, runs:/<run_id>/model, an MLflow model directory
+    or a model file. Used by ``avspot spot --model ...``."""
+    from avspot.avmodels.device import resolve_device
     from avspot.avmodels.model_io import load_model
 
+    dev = resolve_device(device)
     path = Path(model_uri)
     if "://" not in model_uri and ":/" not in model_uri:
         if path.is_file():
-            return load_model(path)
+            return load_model(path, dev)
         if not (path / "MLmodel").is_file():
             raise DataError(f"--model {model_uri}: no such model file or MLflow model directory")
         local = path
@@ -316,7 +403,7 @@ def load_spotter(model_uri: str) -> tuple[nn.Module, ModelConfig]:
         if not found:
             raise DataError(f"--model {model_uri}: not an avspot spotter (no artifacts/checkpoint)")
         ckpt = found[0]
-    return load_model(ckpt)
+    return load_model(ckpt, dev)
 
 
 def _download(model_uri: str) -> Path:

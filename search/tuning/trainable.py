@@ -1,7 +1,8 @@
 """The Ray Tune trial: one configuration trained by the plain-PyTorch trainer.
 
-Training windows stream from the feature table through Ray Data (``tuning.stream``); validation
-halves stream one at a time straight from Parquet. The trainer knows nothing of Tune or MLflow:
+Training batches come from the feature table through Ray Data (``tuning.stream``: read once
+into memory, or streamed every epoch when the split is too large); validation halves stream one
+at a time straight from Parquet. The trainer knows nothing of Tune or MLflow:
 this module adapts its callbacks to ``tune.report`` (metrics plus a checkpoint every epoch) and
 to the MLflow child run of the trial (``tracking.trial``).
 """
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from avspot.search.spaces import trainer_overrides
-from avspot.search.tuning.stream import RayTrainStream
+from avspot.search.tracking.names import TAG_BUILD_ID, TAG_NODE_ID, TAG_NODE_IP
+from avspot.search.tracking.wheel import build_id
+from avspot.search.tuning.stream import train_feed
 
 if TYPE_CHECKING:  # pragma: no cover
     from avspot.avmodels.trainer import Trainer
@@ -37,7 +40,9 @@ class TrialContext:
     manifest: Manifest | None = None
     seed: int = 0
     fixed: dict[str, str] = field(default_factory=dict)  # `avspot search --set` overrides
+    val_stride_s: float = 1.0  # per-epoch validation spotting stride (the trial's final: 1 s)
     threads: int = 0  # torch threads per trial; 0: the trial's CPUs rounded up
+    build_id: str | None = None  # the driver's avspot build (tracking.wheel.build_id)
 
 
 class TuneReport:
@@ -86,6 +91,7 @@ def _threads(ctx: TrialContext) -> int:
 
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """Tune function trainable: train ``config``, report every epoch, resume from a checkpoint."""
+    import ray
     import torch
     from ray import tune
 
@@ -93,11 +99,19 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from avspot.avmodels.trainer import Trainer
     from avspot.datasets.table import iter_halves
 
+    node = ray.get_runtime_context().get_node_id()
+    if ctx.build_id is not None and build_id() != ctx.build_id:
+        raise RuntimeError(
+            f"node {ray.util.get_node_ip_address()} ({node[:8]}) runs avspot build "
+            f"{build_id()[:12]}, the driver {ctx.build_id[:12]}: install the same wheel on every "
+            "node (make cluster-dist)"
+        )
     overrides = {**trainer_overrides(config), **ctx.fixed}
     if ctx.max_epochs is not None and "max_epochs" not in config:
         overrides["max_epochs"] = str(ctx.max_epochs)
     overrides.setdefault("monitor", ctx.metric)
     overrides.setdefault("seed", str(ctx.seed))
+    overrides.setdefault("val_stride_s", str(ctx.val_stride_s))
     cfg = TrainConfig.from_overrides(overrides)
     torch.set_num_threads(_threads(ctx))
 
@@ -106,23 +120,29 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE))
-    train_batches = RayTrainStream(
+    train_batches = train_feed(
         ctx.data_uri,
+        ctx.manifest,
         window_frames=cfg.model.window_frames,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         endpoint=ctx.endpoint,
         max_epochs=cfg.max_epochs,
+        device=trainer.device,
     )
-    train_batches.start(trainer.state.epoch + 1)  # Ray Data starts up while MLflow does
+    train_batches.start(trainer.state.epoch + 1)  # Ray Data reads while MLflow starts
 
     def halves(split: str) -> Any:
-        return iter_halves(ctx.data_uri, split, endpoint=ctx.endpoint)
+        # patient: a store that drops mid-search is waited for (bounded), not a failed trial
+        return iter_halves(ctx.data_uri, split, endpoint=ctx.endpoint, patient=True)
 
     tracker = None
     if ctx.parent_run_id is not None:
+        import ray
+
         from avspot.search.tracking.trial import MLflowTrialCallback
 
+        held = ray.get_runtime_context().get_assigned_resources()  # for the cost metrics
         context = tune.get_context()
         tracker = MLflowTrialCallback(
             ctx.parent_run_id,
@@ -133,7 +153,18 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             data_uri=ctx.data_uri,
             manifest=ctx.manifest,
             halves=halves,
+            cpus=held.get("CPU", 1.0),
+            gpus=held.get("GPU", 0.0),
         )
+        # where this attempt runs (a restarted trial reopens its run on another node)
+        placement = {
+            TAG_BUILD_ID: ctx.build_id,
+            TAG_NODE_IP: ray.util.get_node_ip_address(),
+            TAG_NODE_ID: node,
+        }
+        for key, value in placement.items():
+            if value:
+                tracker.client.set_tag(tracker.run_id, key, value)
     reporter = TuneReport()
     callbacks: list[Any] = [reporter] if tracker is None else [tracker, reporter]
     try:

@@ -17,16 +17,20 @@ from typing import Any
 from avspot.avmodels.metrics import MONITORS
 from avspot.avmodels.train_config import TrainConfig
 from avspot.datasets.errors import DataError
-from avspot.datasets.manifest import Manifest, read_manifest
-from avspot.datasets.storage import resolve
+from avspot.datasets.manifest import Manifest
+from avspot.datasets.storage import check_writable_dir, patient, resolve, storage_errors
+from avspot.datasets.verify import check_table
 from avspot.search.spaces import Space, get_space
 from avspot.search.tracking import registry, runs
-from avspot.search.tracking.client import tracking_uri
+from avspot.search.tracking.client import get_client, tracking_uri
+from avspot.search.tracking.names import TAG_BUILD_ID
+from avspot.search.tracking.wheel import build_id
 from avspot.search.tuning import resources
 from avspot.search.tuning.callbacks import EndStoppedRunsCallback, ProgressCallback, summary
 from avspot.search.tuning.searcher import build_searcher
 
 DEFAULT_MAX_EPOCHS = 12
+VAL_STRIDE_S = 8.0
 
 
 @dataclass
@@ -51,6 +55,9 @@ class SearchOptions:
     grace_period: int = 1
     reduction_factor: float = 3.0
     fixed: dict[str, str] = field(default_factory=dict)  # `--set` overrides on every trial
+    # Per-epoch validation spots at this stride (what ASHA and TPE see); each completed trial's
+    # kept epoch is then scored in full, at 1 s (benchmarks/bench_validation.py: same winners).
+    val_stride_s: float = VAL_STRIDE_S
     progress: bool = True  # a line per trial-epoch and per finished trial on `out`
     out: Any = field(default=sys.stdout, repr=False)
 
@@ -77,7 +84,9 @@ def _storage(opts: SearchOptions) -> tuple[str, Any]:
     """Results root (local absolute path or s3 URI) and the pyarrow filesystem for it."""
     if opts.storage and opts.storage.startswith("s3://"):
         fs, path = resolve(opts.storage, endpoint=opts.endpoint)
-        return path, fs
+        with storage_errors(opts.storage, "reaching the results storage"):
+            fs.get_file_info(path)  # unreachable from the start: fails within seconds
+        return path, patient(opts.storage, opts.endpoint)[0]  # later outages: waited for
     return str(Path(opts.storage or "ray_results").resolve()), None
 
 
@@ -97,8 +106,13 @@ def _validate(opts: SearchOptions) -> tuple[Space, Manifest]:
         raise DataError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
     if opts.fixed:
         TrainConfig.from_overrides(dict(opts.fixed))  # unknown keys / bad values: DataError now
-    resources.check_local_plan(opts.address, _concurrent(opts), opts.cpus_per_trial)
-    manifest = read_manifest(opts.data, endpoint=opts.endpoint)
+    if not opts.address:
+        resources.check_local_plan(None, _concurrent(opts), opts.cpus_per_trial)
+    manifest = check_table(opts.data, endpoint=opts.endpoint)  # a bad part: refused now
+    if opts.tracking:
+        get_client()  # a file: URI, an unreachable server: refused before anything is written
+    if not (opts.storage or "").startswith("s3://"):
+        check_writable_dir(opts.storage or "ray_results", "--storage")
     per_split = manifest.counts.get("per_split", {})
     for split in ("train", "valid"):
         if per_split and not per_split.get(split, {}).get("halves"):
@@ -122,8 +136,6 @@ def run_search(opts: SearchOptions) -> SearchResult:
     root, fs = _storage(opts)
     exp_path = f"{root.rstrip('/')}/{opts.experiment_name}"
     local = fs is None
-    if local:
-        Path(root).mkdir(parents=True, exist_ok=True)
     exists = (
         tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
         if not local
@@ -136,8 +148,24 @@ def run_search(opts: SearchOptions) -> SearchResult:
             f"{exp_path} already holds a search; pass --resume to continue it "
             "or --experiment NAME for a new one"
         )
+    if local:  # only now: a refused search leaves no directory behind
+        Path(root).mkdir(parents=True, exist_ok=True)
     max_epochs = opts.max_epochs or int(space.defaults.get("max_epochs", DEFAULT_MAX_EPOCHS))
-    concurrent = _concurrent(opts)
+    build = build_id()
+    machines = 1
+    if opts.address:  # a cluster: refuse what its other nodes cannot reach, before any run
+        resources.init_ray(opts.address)
+        total, machines, head_runs_trials = resources.cluster_layout()
+        resources.check_cluster_plan(
+            tracking_uri() if opts.tracking else None, opts.storage, machines, head_runs_trials
+        )
+        if machines > 1:
+            resources.check_builds(build)
+        concurrent = resources.cluster_concurrent(
+            opts.max_concurrent, opts.cpus_per_trial, opts.gpus_per_trial, total
+        )
+    else:
+        concurrent = _concurrent(opts)
     parent_run_id = None
     if opts.tracking:
         parent_run_id, _ = runs.search_parent_run(
@@ -156,6 +184,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
                 "ray_address": opts.address or "local",
                 "seed": opts.seed,
             },
+            tags={TAG_BUILD_ID: build},
             resume=opts.resume,
             data_uri=opts.data,
             manifest=manifest,
@@ -172,7 +201,9 @@ def run_search(opts: SearchOptions) -> SearchResult:
         manifest=manifest,
         seed=opts.seed,
         fixed=dict(opts.fixed),
+        val_stride_s=opts.val_stride_s,
         threads=resources.trial_threads(opts.address, concurrent, opts.cpus_per_trial),
+        build_id=build if machines > 1 else None,  # one machine runs one installation
     )
     trial_resources = {
         "cpu": resources.cpus_per_trial(opts.cpus_per_trial),
@@ -238,6 +269,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     result = _leaderboard(grid, opts, exp_path, time.perf_counter() - t0)
     result.parent_run_id = parent_run_id
     if parent_run_id is not None:
+        runs.wait_for_server()  # a tracking outage at the end of a search is waited for
         if opts.register and result.best is not None:
             result.model_version = registry.register_best(
                 result.experiment,
@@ -246,6 +278,10 @@ def run_search(opts: SearchOptions) -> SearchResult:
                 best_trial_id=result.best.get("trial_id"),
                 metric=opts.metric,
             )
+        from avspot.search.reporting.analysis import log_search_analysis
+
+        for line in log_search_analysis(parent_run_id):  # compute totals, analysis/ artifacts
+            print(line, file=opts.out, flush=True)
         runs.finish_search_run(
             parent_run_id,
             "FINISHED" if result.best is not None else "FAILED",
@@ -281,6 +317,9 @@ def _leaderboard(grid: Any, opts: SearchOptions, path: str, wall_s: float) -> Se
                 "finished": bool(m.get("finished", 0)),
                 "error": res.error is not None,
                 "last": {k: v for k, v in m.items() if isinstance(v, int | float)},
+                "reported_epochs": [int(e) for e in hist["epoch"]]
+                if hist is not None and "epoch" in hist
+                else [],
                 "path": res.path,
             }
         )

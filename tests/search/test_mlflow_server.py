@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 
 from avspot.datasets.s3server import free_port
 from avspot.search import testing as F
+from avspot.search.testing import stop_group
 from avspot.search.tracking.client import get_client
 from avspot.search.tracking.registry import load_spotter, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
@@ -24,17 +24,6 @@ from avspot.search.tracking.trial import MLflowTrialCallback
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the process group we started (by its pid), SIGTERM then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -48,20 +37,8 @@ def _env(tmp: Path) -> dict[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
-    cmd = [
-        MLFLOW,
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(tmp / "artifacts"),
-    ]
+    store = f"sqlite:///{tmp / 'mlflow.db'}"
+    cmd = F.mlflow_server_cmd(port, store, str(tmp / "artifacts"))
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         cmd, env=_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -70,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         F.wait_http(f"http://127.0.0.1:{port}/health", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop_group(proc)
         log.close()
 
 
@@ -141,7 +118,7 @@ def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypa
         with urllib.request.urlopen(req, timeout=60) as r:
             preds = json.loads(r.read())["predictions"]
     finally:
-        _stop(serve)
+        stop_group(serve)
         log.close()
     assert preds and set(preds[0]) == {"frame", "position_ms", "label", "confidence"}
     from avspot.avmodels.spotting import spot_half

@@ -29,7 +29,9 @@ def ray_local(s3):
 
     saved = {k: os.environ.get(k) for k in s3.env}
     os.environ.update(s3.env)
-    ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False)
+    ray.init(
+        address="local", num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False
+    )
     yield
     ray.shutdown()
     for k, v in saved.items():
@@ -166,7 +168,7 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
 
     from avspot.datasets.table import iter_halves
     from avspot.datasets.windows import chunk_labels
-    from avspot.search.tuning.stream import RayTrainStream
+    from avspot.search.tuning.stream import FeedSpec, RayTrainStream
 
     w = 20
     expected = sum(
@@ -177,15 +179,8 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
 
     @ray.remote(num_cpus=1)
     def epochs(prefetch: int):
-        stream = RayTrainStream(
-            table,
-            window_frames=w,
-            batch_size=16,
-            seed=0,
-            endpoint=endpoint,
-            max_epochs=2,
-            prefetch=prefetch,
-        )
+        spec = FeedSpec(table, window_frames=w, batch_size=16, seed=0, endpoint=endpoint)
+        stream = RayTrainStream(spec, max_epochs=2, prefetch=prefetch)
         out = []
         for epoch in (1, 2):
             sums = []
@@ -202,3 +197,12 @@ def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, r
     assert len(plain[0]) == expected
     assert plain == prefetched
     assert plain[0] == plain[1]  # the same windows each epoch, in another order
+
+
+def test_a_node_running_another_build_is_refused(ray_local):
+    from avspot.search.tracking.wheel import build_id
+    from avspot.search.tuning.resources import check_builds
+
+    check_builds(build_id())  # every node (here: one) runs the driver's code
+    with pytest.raises(DataError, match=r"node .* runs avspot build .*make cluster-dist"):
+        check_builds("0" * 64)

@@ -170,6 +170,8 @@ def test_evaluate_checkpoint_per_method_and_timelines(store: str, tmp_path: Path
     m = client.get_run(cb.run_id).data.metrics
     for method in ("center", "max", "nms"):
         assert 0.0 <= m[f"val_average_map_{method}"] <= 1.0
+    # the kept epoch scored in full with the trainer's method: what the registry compares
+    assert m["full_val_average_map"] == m["val_average_map_nms"]
     arts = {a.path for a in client.list_artifacts(cb.run_id, "plots")}
     assert {"plots/val_map_vs_tolerance.png", "plots/timeline.png"} <= arts
     assert "avspot.eval_error" not in client.get_run(cb.run_id).data.tags
