@@ -11,8 +11,8 @@ the real trial does), so that ``ASHAScheduler`` and the searcher see what they w
 real search. The searcher is the project's ``AvspotOptunaSearch`` (ASHA-stopped trials reach
 Optuna as PRUNED) over a define-by-run space with one categorical per recorded axis, inside a
 ``ConcurrencyLimiter(max_concurrent=1)`` as ``avspot search`` builds it on a 2-CPU machine;
-ASHA has the settings of ``search/tuner.py`` (``training_iteration``, ``max_t`` = the recording's
-epochs, grace period 1, reduction factor 3 unless swept). TPE and ASHA are not re-implemented.
+ASHA has the settings of ``search/tuning/tuner.py`` (``training_iteration``, ``max_t`` = the
+recording's epochs, the search's default grace period and reduction factor unless swept). TPE and ASHA are not re-implemented.
 
 Methods (each over ``--seeds`` seeds 0..N-1; the seed goes to the Optuna sampler):
 
@@ -85,7 +85,7 @@ import _recording as R  # noqa: E402
 
 TARGET_FRACTION = 0.99  # of the grid's best validation Average-mAP ...
 TARGET_BUDGET = 0.25  # ... with at most this fraction of the grid's trial-epochs
-DEFAULT_ASHA = (1, 3.0)  # grace period, reduction factor: `avspot search`'s defaults
+DEFAULT_ASHA = _project.search_asha_defaults()  # (grace period, reduction factor) of avspot search
 MAIN_METHODS = ("grid", "random", "tpe", "random+asha", "tpe+asha", "grid+asha")
 SWEEP_GRACE = (1, 2, 3)
 SWEEP_RF = (2.0, 3.0, 4.0)
