@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {os.cpu_count()} CPUs; half length {args.half_minutes:g} min + 0-4 min stoppage"
     )
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         # synth: generation alone, then generation + Parquet + fingerprint
         t0 = time.perf_counter()

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             return json.loads(buf.getvalue())
 
         in_proc = median_time(run_cli, args.repeats)
-        cmd = [sys.executable, "-m", "avspot.search.cli", *argv_cli]
+        cmd = [sys.executable, "-m", "avspot", *argv_cli]
         n_proc = max(1, args.repeats // 2)
         as_proc = median_time(
             lambda: json.loads(
