@@ -467,6 +467,11 @@ def extract_audio(
         raise DataError(f"--max-length-diff {max_length_diff}: must be >= 0")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise DataError(f"--out {out_dir!r}: exists and is not a directory")
+    # Ray workers resolve paths against their own working directory: hand them absolute ones.
+    inputs = [os.path.abspath(p) for p in inputs]
+    out_dir = os.path.abspath(out_dir)
+    if video_features_root:
+        video_features_root = os.path.abspath(video_features_root)
     from avspot.datasets.vggish import load_state_dict_file
 
     state = load_state_dict_file(weights)  # a bad file fails before any decoding

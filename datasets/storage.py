@@ -117,6 +117,15 @@ def resolve(
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local))
 
 
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a local path made absolute; ``s3://`` and other URIs unchanged. A URI handed
+    to other processes needs it: Tune runs each trial in its own working directory, so a
+    relative table path would be resolved against the trial's folder there."""
+    if not isinstance(uri, str) or "://" in uri:
+        return uri
+    return os.path.abspath(os.path.expanduser(uri))
+
+
 @contextlib.contextmanager
 def storage_errors(uri: str, what: str) -> Iterator[None]:
     """Turn storage failures (unreachable endpoint, missing bucket, corrupt file) into DataError."""

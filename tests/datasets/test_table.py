@@ -12,7 +12,7 @@ import pytest
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
 from avspot.datasets.manifest import MANIFEST_NAME, read_manifest
-from avspot.datasets.storage import resolve
+from avspot.datasets.storage import absolute_uri, resolve
 from avspot.datasets.table import (
     half_from_row,
     half_to_table,
@@ -226,6 +226,14 @@ def test_resolve():
             resolve(bad)
     with pytest.raises(DataError, match="endpoint"):
         resolve("s3://b/x", endpoint="ftp://host")
+
+
+def test_absolute_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri("data/t") == str(tmp_path / "data" / "t")
+    assert absolute_uri("/a/b") == "/a/b"
+    for kept in ("s3://bucket/t", "file:///x/y"):
+        assert absolute_uri(kept) == kept
 
 
 def test_endpoint_from_env(monkeypatch):

@@ -129,14 +129,15 @@ def test_killed_search_resumes_without_rerunning_trials(tmp_path, ray_local):
     table = str(tmp_path / "table")
     synthesize(table, games=4, seed=5, half_minutes=2)
     storage = tmp_path / "rr"
+    # Relative paths, as a user types them: trials run in their own directories.
     cmd = [
-        sys.executable, "-m", "avspot", "search", "--data", table, "--space", "smoke",
+        sys.executable, "-m", "avspot", "search", "--data", "table", "--space", "smoke",
         "--trials", "4", "--max-concurrent", "1", "--max-epochs", "2",
-        "--experiment", "killme", "--storage", str(storage),
+        "--experiment", "killme", "--storage", "rr",
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, cwd=tmp_path)  # fmt: skip
     exp = storage / "killme"
     deadline = time.monotonic() + 240
     try:
@@ -149,7 +150,9 @@ def test_killed_search_resumes_without_rerunning_trials(tmp_path, ray_local):
     first = {r["trial_id"] for r in _results(exp)}
     assert first and len(_trial_dirs(exp)) < 4 or len(first) < 4
 
-    out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resuming" in out.stdout
     dirs = _trial_dirs(exp)
