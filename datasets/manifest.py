@@ -28,6 +28,21 @@ MANIFEST_NAME = "manifest.json"
 ENCODING = "video/audio: list<fixed_size_list<float32, D>> (one list per frame), row group per half"
 
 
+def is_synthetic(source: str) -> bool:
+    """Whether a table's ``source`` is generated data (``avspot data synth``)."""
+    return source.lower().startswith("synth")
+
+
+def source_note(source: str) -> str:
+    """A few words saying which data a figure's numbers come from; a synthetic result never
+    reads as a SoccerNet one."""
+    if is_synthetic(source):
+        return "SYNTHETIC data (avspot data synth), not SoccerNet"
+    if source.lower().startswith("soccernet"):
+        return "SoccerNet v1 features"
+    return f"data: {source} (not presented as SoccerNet)"
+
+
 @dataclass
 class Manifest:
     """What a table holds and which files make it up; written last, as the commit marker."""

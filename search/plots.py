@@ -5,11 +5,14 @@ Each function returns a `matplotlib.figure.Figure` and, given `path`, also saves
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from avspot.datasets.labels import CLASS_INDEX, CLASSES, DISPLAY_NAMES, OUTPUTS
+from avspot.datasets.manifest import source_note
 
 OUTPUT_LABELS = tuple(DISPLAY_NAMES[o] for o in OUTPUTS)  # cards, substitutions, goals, background
 
@@ -20,7 +23,30 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+# Which data the figures drawn inside ``data_source(...)`` come from (a footnote on each).
+_DATA_NOTE: ContextVar[str | None] = ContextVar("avspot_plots_data_note", default=None)
+
+
+@contextmanager
+def data_source(source: str | None) -> Iterator[None]:
+    """Every figure drawn inside carries a footnote naming its data (``source_note``): a
+    figure that leaves the report or the run must still say whether it is synthetic."""
+    token = _DATA_NOTE.set(source_note(source) if source else None)
+    try:
+        yield
+    finally:
+        _DATA_NOTE.reset(token)
+
+
 def _save(fig: Any, path: str | Path | None) -> Any:
+    note = _DATA_NOTE.get()
+    if note:
+        # A strip below the axes, kept free by the constrained layout, holds the footnote.
+        strip = 12 / 72 / fig.get_figheight()  # 12 points, as a fraction of the height
+        engine = fig.get_layout_engine()
+        if engine is not None and hasattr(engine, "set"):
+            engine.set(rect=(0, strip, 1, 1 - strip))
+        fig.text(0.995, strip / 4, note, ha="right", va="bottom", fontsize=7, color="0.4")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.manifest import is_synthetic
 from avspot.search import plots
 from avspot.search.reporting.analysis import render_analysis
 from avspot.search.reporting.compute import ComputeTotals, compute_totals
@@ -45,6 +46,7 @@ from avspot.search.reporting.tables import (
 )
 from avspot.search.reporting.trials import Trial, collect, download_json
 from avspot.search.tracking.client import get_client
+from avspot.search.tracking.names import TAG_CODE_VERSION
 from avspot.search.tracking.scrub import scrub_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +115,7 @@ def _parents_table(parents: list[Any]) -> str:
                 pp.get("data_fingerprint", "?")[:12],
                 pp.get("trials", "?"),
                 pp.get("metric", "?"),
-                pp.get("code_version", "?"),
+                p.data.tags.get(TAG_CODE_VERSION, "?"),
             ]
         )
     return md_table(
@@ -217,77 +219,78 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
     if not groups:
         md.append("No trial has validation metrics yet.")
     for gi, ((source, fingerprint), ts) in enumerate(sorted(groups.items())):
-        tag = f"d{gi}_" if len(groups) > 1 else ""
-        md += [
-            f"## Results on {source} data `{fingerprint[:12]}`",
-            "",
-            data_heading(source, fingerprint),
-            "",
-        ]
-        md += ["### Leaderboard", "", table_leaderboard(ts, monitor), ""]
-        md += [
-            "### Table 1: chunk classification mAP per merging method and window",
-            "",
-            table_fusion(ts),
-            "",
-            "### Table 2: chunk classification AP per class",
-            "",
-            table_per_class(ts),
-            "",
-        ]
-        bf = best_fusion(ts) or best_trial(ts, "val_map")
-        conf = download_json(client, bf.run_id, "metrics/val_confusion.json") if bf else None
-        if conf:
+        with plots.data_source(source):  # every figure of this group names its data
+            tag = f"d{gi}_" if len(groups) > 1 else ""
             md += [
-                f"### Table 3: confusion matrix of `{bf.name}` ({bf.fusion}, {describe(bf)})",
+                f"## Results on {source} data `{fingerprint[:12]}`",
                 "",
-                table_confusion(conf),
+                data_heading(source, fingerprint),
                 "",
             ]
-            plots.confusion_matrix(
-                conf, fig_dir / f"{tag}confusion.png", title=f"{bf.fusion}, {describe(bf)}"
+            md += ["### Leaderboard", "", table_leaderboard(ts, monitor), ""]
+            md += [
+                "### Table 1: chunk classification mAP per merging method and window",
+                "",
+                table_fusion(ts),
+                "",
+                "### Table 2: chunk classification AP per class",
+                "",
+                table_per_class(ts),
+                "",
+            ]
+            bf = best_fusion(ts) or best_trial(ts, "val_map")
+            conf = download_json(client, bf.run_id, "metrics/val_confusion.json") if bf else None
+            if conf:
+                md += [
+                    f"### Table 3: confusion matrix of `{bf.name}` ({bf.fusion}, {describe(bf)})",
+                    "",
+                    table_confusion(conf),
+                    "",
+                ]
+                plots.confusion_matrix(
+                    conf, fig_dir / f"{tag}confusion.png", title=f"{bf.fusion}, {describe(bf)}"
+                )
+                md += [f"![confusion matrix](figures/{tag}confusion.png)", ""]
+            md += [
+                "### Table 4: chunk classification mAP per pooling and modality",
+                "",
+                table_pooling(ts),
+                "",
+            ]
+            t5, full = table_spotting(ts, monitor)
+            md += [
+                "### Table 5: Average-mAP (loose, official evaluator) per spotting method",
+                "",
+                t5,
+                "",
+            ]
+            if not full:
+                md += [
+                    "Only the trainer's own post-processing was measured (its column); the others "
+                    "are logged when trials evaluate their best checkpoint with all three methods.",
+                    "",
+                ]
+            for title, name in _figures(client, ts, monitor, fig_dir, tag).items():
+                md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
+            max_epochs = max((c.max_epochs for c in totals), default=None)
+            analysis_md, analysis = render_analysis(
+                client, ts, by_id, monitor, fig_dir, tag=tag, max_epochs=max_epochs
             )
-            md += [f"![confusion matrix](figures/{tag}confusion.png)", ""]
-        md += [
-            "### Table 4: chunk classification mAP per pooling and modality",
-            "",
-            table_pooling(ts),
-            "",
-        ]
-        t5, full = table_spotting(ts, monitor)
-        md += [
-            "### Table 5: Average-mAP (loose, official evaluator) per spotting method",
-            "",
-            t5,
-            "",
-        ]
-        if not full:
-            md += [
-                "Only the trainer's own post-processing was measured (its column); the others "
-                "are logged when trials evaluate their best checkpoint with all three methods.",
-                "",
-            ]
-        for title, name in _figures(client, ts, monitor, fig_dir, tag).items():
-            md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
-        max_epochs = max((c.max_epochs for c in totals), default=None)
-        analysis_md, analysis = render_analysis(
-            client, ts, by_id, monitor, fig_dir, tag=tag, max_epochs=max_epochs
-        )
-        md += analysis_md
-        best = best_trial(ts, monitor)
-        summary["datasets"].append(
-            {
-                "source": source,
-                "fingerprint": fingerprint,
-                "synthetic": "synth" in source.lower(),
-                "trials": len(ts),
-                "best_run_id": best.run_id if best else None,
-                "best_value": best.metrics.get(monitor) if best else None,
-                "importance": analysis["importance"],
-                "fusion_table": analysis["fusion_table"],
-                "pareto": analysis["pareto"],
-            }
-        )
+            md += analysis_md
+            best = best_trial(ts, monitor)
+            summary["datasets"].append(
+                {
+                    "source": source,
+                    "fingerprint": fingerprint,
+                    "synthetic": is_synthetic(source),
+                    "trials": len(ts),
+                    "best_run_id": best.run_id if best else None,
+                    "best_value": best.metrics.get(monitor) if best else None,
+                    "importance": analysis["importance"],
+                    "fusion_table": analysis["fusion_table"],
+                    "pareto": analysis["pareto"],
+                }
+            )
     (out_dir / "report.md").write_text(scrub_text("\n".join(md)) + "\n")
     (out_dir / "report.json").write_text(scrub_text(json.dumps(summary, indent=2)) + "\n")
     summary["parent_run_id"] = parents[-1].info.run_id if parents else None

@@ -115,6 +115,10 @@ class MLflowTrialCallback:
         if trial_id:
             all_tags[TAG_TRIAL_ID] = trial_id
         all_tags.update(tags or {})
+        # Which data this trial's figures come from (each carries it as a footnote).
+        self.data_source: str | None = (
+            manifest.source if manifest is not None else all_tags.get(TAG_DATA_SOURCE)
+        )
         # A restarted trial reopens its run; epochs up to `logged_through` were logged before.
         self.run_id, self.logged_through = open_trial_run(
             self.client, self.experiment_id, parent_run_id, trial_id, run_tags(all_tags), run_name
@@ -258,6 +262,18 @@ class MLflowTrialCallback:
             log_json(self.client, self.run_id, [dict(h) for h in history], "metrics/history.json")
         if not self.log_plots:
             return
+        with plots.data_source(self.data_source):
+            self._log_plots(prefix, history, schedule, confusion, curves, timelines)
+
+    def _log_plots(
+        self,
+        prefix: str,
+        history: list[Mapping[str, Any]] | None,
+        schedule: str | None,
+        confusion: Any,
+        curves: dict[str, dict[str, Any]],
+        timelines: list[tuple[Any, ...]] | None,
+    ) -> None:
         if history:
             fig = plots.learning_curves(history, schedule=schedule)
             log_figure(self.client, self.run_id, fig, "plots/learning_curves.png")

@@ -67,3 +67,22 @@ def test_every_figure_renders(tmp_path: Path) -> None:
         fig = draw(tmp_path / name)
         assert fig.axes
         assert (tmp_path / name).read_bytes()[:4] == PNG
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.texts]
+
+
+def test_figures_drawn_for_a_table_name_its_data(tmp_path: Path) -> None:
+    history = fake_history(3)
+    assert not any("data" in t for t in _texts(plots.learning_curves(history)))
+    with plots.data_source("synthetic"):
+        fig = plots.learning_curves(history, path=tmp_path / "s.png")
+    assert "SYNTHETIC data (avspot data synth), not SoccerNet" in _texts(fig)
+    assert (tmp_path / "s.png").read_bytes().startswith(PNG)
+    with plots.data_source("soccernet:/data/SoccerNet"):
+        assert "SoccerNet v1 features" in _texts(plots.learning_curves(history))
+    with plots.data_source("kaggle"):
+        (text,) = _texts(plots.learning_curves(history))
+    assert "kaggle" in text and "not presented as SoccerNet" in text
+    assert _texts(plots.learning_curves(history)) == []  # the note ends with its block
