@@ -207,6 +207,22 @@ def experiment_id(name: str, uri: str | None = None) -> str:
     return exp.experiment_id
 
 
+def _git(*args: str) -> str | None:
+    """``git ARGS`` in the checkout avspot runs from (an editable install); None elsewhere."""
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
 def code_version() -> str:
     """``git describe --always --dirty`` of the checkout, else the package version."""
     from importlib.metadata import PackageNotFoundError, version
@@ -215,29 +231,22 @@ def code_version() -> str:
         base = version("avspot")
     except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
         base = "0+unknown"
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        if out:
-            return f"{base}+git.{out}"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return base
+    out = _git("describe", "--always", "--dirty", "--tags")
+    return f"{base}+git.{out}" if out else base
 
 
 def run_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     """``tags`` plus MLflow's standard context tags (user, source name and type, git commit),
     as ``mlflow.start_run`` would set them; scrubbed."""
     from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
     resolved = resolve_tags({k: str(v) for k, v in tags.items()})
     resolved.setdefault(TAG_CODE_VERSION, code_version())
+    # MLflow looks for git around sys.argv[0]: the `avspot` script in a venv is outside the
+    # checkout, so the UI's source version stays empty. Ask the checkout of the code instead.
+    if MLFLOW_GIT_COMMIT not in resolved and (commit := _git("rev-parse", "HEAD")):
+        resolved[MLFLOW_GIT_COMMIT] = commit
     return scrub(resolved)
 
 

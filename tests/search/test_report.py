@@ -73,6 +73,8 @@ def test_report_tables_figures_and_provenance(store: str, tmp_path: Path) -> Non
     md = (out / "report.md").read_text()
     assert not (out / "stale.txt").exists()  # replaced as a whole
     assert "SYNTHETIC data" in md and "not SoccerNet results" in md
+    code = get_client().get_run(parent).data.tags["avspot.code_version"]
+    assert f"| {code} |" in md  # the searches table names the code that ran
     for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Figure 3"):
         assert title in md, title
     assert "Merging method 4 (before the FC layer) (`before_fc`)" in md

@@ -3,6 +3,7 @@ artifacts, the logged model, run statuses, fast failure on an unreachable server
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from avspot.datasets.errors import DataError
 from avspot.datasets.s3server import free_port
 from avspot.search import testing as F
+from avspot.search.tracking import client as tracking_client
 from avspot.search.tracking.client import get_client, tracking_uri
 from avspot.search.tracking.names import TAG_DATA_SOURCE, TAG_MODEL_URI, TAG_ROLE, TAG_TRIAL_ID
 from avspot.search.tracking.runs import (
@@ -62,6 +64,10 @@ def test_parent_and_nested_child_run(store: str) -> None:
     assert prun.data.tags[TAG_ROLE] == "search"
     # MLflow's own idioms: context tags, and the table as a dataset input of both runs
     assert prun.data.tags["mlflow.user"] and prun.data.tags["mlflow.source.type"]
+    checkout = Path(tracking_client.__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True)
+    if head.returncode == 0:  # run from a checkout: the UI's source version is its commit
+        assert prun.data.tags["mlflow.source.git.commit"] == head.stdout.decode().strip()
     for r in (prun, run):
         (inp,) = r.inputs.dataset_inputs
         assert inp.dataset.name == "synthetic" and inp.dataset.digest == "f" * 32
