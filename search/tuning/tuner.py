@@ -8,6 +8,7 @@ a leaderboard, registers the best trial's model as the ``challenger`` and closes
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -152,6 +153,11 @@ def run_search(opts: SearchOptions) -> SearchResult:
     root, fs = _storage(opts)
     exp_path = f"{root.rstrip('/')}/{opts.experiment_name}"
     local = fs is None
+    if local:
+        # Each epoch checkpoints (num_to_keep=2 forces a state snapshot); Tune then warns every
+        # few seconds that snapshots may become a bottleneck. On a local disk they take
+        # milliseconds: silence it there, keep it for S3, where the warning is worth reading.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     exists = (
         tune.Tuner.can_restore(exp_path, storage_filesystem=fs)
         if not local
