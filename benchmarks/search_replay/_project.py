@@ -5,6 +5,7 @@
     avspot.datasets.synth          synthesize                          record.py
     avspot.datasets.table          read_halves                         record.py
     avspot.datasets.manifest       read_manifest                       record.py
+    avspot.datasets.manifest       source_note                         replay.py
     avspot.search.spaces           get_space                           record.py
     avspot.search.tuning.searcher  AvspotOptunaSearch, tpe_sampler,    replay.py
                                    startup_trials, build_searcher
@@ -89,3 +90,10 @@ def tpe_sampler(seed: int, n_startup_trials: int) -> Any:
     from avspot.search.tuning.searcher import tpe_sampler as sampler
 
     return sampler(seed, n_startup_trials)
+
+
+def source_note(source: str) -> str:
+    """The words every figure uses to say which data it came from (synthetic or not)."""
+    from avspot.datasets.manifest import source_note as note
+
+    return note(source)

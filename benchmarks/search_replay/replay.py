@@ -649,6 +649,10 @@ def plot(result: dict, path: Path) -> None:
     ax2.set_xlabel(f"fraction of the grid's best at {TARGET_BUDGET:.0%} of its trial-epochs")
     ax2.set_title("settings (median, IQR)" if result["sweeps"] else "methods", fontsize=10)
     ax2.grid(alpha=0.3, axis="x")
+    source = result.get("recording_header", {}).get("data", {}).get("source")
+    if source:  # which data the recorded curves came from, on the figure itself
+        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+        fig.text(0.995, 0.005, _project.source_note(source), ha="right", va="bottom", fontsize=7)
     fig.savefig(path, dpi=110)
 
 
