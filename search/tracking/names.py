@@ -64,4 +64,5 @@ V_SEARCH = "avspot.search"  # the search's parent run id
 V_FINGERPRINT = "avspot.data_fingerprint"
 V_METRIC = "avspot.metric"
 V_METRIC_VALUE = "avspot.metric_value"
+V_METRIC_SOURCE = "avspot.metric_source"  # the run metric the value is (full_<metric>, ...)
 V_ROLE = "avspot.registered_as"

@@ -36,6 +36,7 @@ from avspot.search.tracking.names import (
     V_EXPERIMENT,
     V_FINGERPRINT,
     V_METRIC,
+    V_METRIC_SOURCE,
     V_METRIC_VALUE,
     V_ROLE,
     V_SEARCH,
@@ -105,13 +106,18 @@ def register_challenger(
     client = get_client(uri)
     source, model_id = _model_source(client, run_id)
     # the kept epoch scored in full when the trial logged it (a search validates epochs cheaper)
-    value = metrics.get(f"full_{metric}", metrics.get(f"best_{metric}", metrics.get(metric)))
+    key = next(
+        (k for k in (f"full_{metric}", f"best_{metric}", metric) if metrics.get(k) is not None),
+        metric,
+    )
+    value = metrics.get(key)
     tags = {
         V_EXPERIMENT: experiment,
         V_SEARCH: search_name,
         V_FINGERPRINT: fingerprint,
         V_METRIC: metric,
         V_METRIC_VALUE: "" if value is None else repr(float(value)),
+        V_METRIC_SOURCE: key,
         V_ROLE: alias,
     }
     try:
@@ -261,9 +267,10 @@ def _promote_locked(
             model_name, challenger.version, "avspot.forced", scrub_text(reason)
         )
     prev = str(current.version) if current else None
+    shown = challenger.tags.get(V_METRIC_SOURCE, name)  # full_val_average_map: the kept epoch
     msg = (
-        f"promoted {model_name} version {challenger.version} ({name}={_fmt(cv)}) to @{alias}"
-        + (f", replacing version {prev} ({name}={_fmt(hv)})" if prev else " (first holder)")
+        f"promoted {model_name} version {challenger.version} ({shown}={_fmt(cv)}) to @{alias}"
+        + (f", replacing version {prev} ({shown}={_fmt(hv)})" if prev else " (first holder)")
         + (" [forced]" if force and reason else "")
     )
     res = PromotionResult(True, alias, str(challenger.version), prev, msg, EXIT_OK)

@@ -16,6 +16,7 @@ from avspot.search.tracking.names import (
     MODEL_NAME,
     V_FINGERPRINT,
     V_METRIC,
+    V_METRIC_SOURCE,
     V_METRIC_VALUE,
     V_SEARCH,
 )
@@ -51,6 +52,23 @@ def test_register_challenger_sets_alias_and_tags(store: str) -> None:
     assert float(got.tags[V_METRIC_VALUE]) == pytest.approx(
         client.get_run(run_id).data.metrics["best_val_average_map"]
     )
+    assert got.tags[V_METRIC_SOURCE] == "best_val_average_map"  # no full_ metric in a fake trial
+
+
+def test_registry_ranks_by_the_full_score_and_says_so(store: str, capsys) -> None:
+    """A search validates epochs cheaply and scores the kept one in full: that value is
+    compared, and the messages name it."""
+    params, manifest = {"space": "smoke"}, F.tiny_manifest(FP)
+    parent = start_search_run("exp", params, data_uri="/data/t", manifest=manifest)
+    cfg = F.tiny_train_config()
+    cb = MLflowTrialCallback(parent, cfg.to_dict(), "trial")
+    F.run_fake_trial(cb, cfg, quality=0.5)
+    metrics = {**get_client().get_run(cb.run_id).data.metrics, "full_val_average_map": 0.61}
+    mv = register_challenger("exp", cb.run_id, metrics, FP, parent)
+    assert mv.tags[V_METRIC_SOURCE] == "full_val_average_map"
+    assert float(mv.tags[V_METRIC_VALUE]) == 0.61
+    assert cli_main(["promote", "--experiment", "exp"]) == 0
+    assert "(full_val_average_map=0.6100)" in capsys.readouterr().out
 
 
 def test_promote_only_when_better_on_same_data(store: str, capsys) -> None:
