@@ -3,6 +3,7 @@ for ASHA-stopped trials."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
@@ -10,6 +11,19 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from avspot.search.spaces import Space, get_space
+
+
+class _UsedUpGridFilter(logging.Filter):
+    """Ray's OptunaSearch logs any exception of ``study.tell`` as a warning. A GridSampler whose
+    grid is used up calls ``study.stop()`` after the trial's state is recorded, which raises
+    outside ``optimize()``: not a failure, and users read it as one. Only that message is
+    dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`Study.stop` is supposed to be invoked" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.search.optuna.optuna_search").addFilter(_UsedUpGridFilter())
 
 
 class SpaceFunction:
@@ -51,8 +65,6 @@ class AvspotOptunaSearch(OptunaSearch):
             # which raises outside optimize(); only a state that was not recorded is a failure.
             recorded = self._ot_study._storage.get_trial(ot_trial._trial_id).state
             if recorded != TrialState.PRUNED:
-                import logging
-
                 logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
         self._completed_trials.add(trial_id)
         return None
