@@ -14,11 +14,17 @@ def _space(trial):
     trial.suggest_categorical("fusion", ["video", "audio"])
 
 
-def test_stopped_trials_are_pruned_and_a_used_up_grid_is_not_an_error(caplog):
+def _grid_search() -> AvspotOptunaSearch:
+    """A two-point grid with both points suggested as trials t1 and t2."""
     sampler = optuna.samplers.GridSampler({"fusion": ["video", "audio"]}, seed=0)
     search = AvspotOptunaSearch(space=_space, sampler=sampler, metric="m", mode="max")
-    assert search.suggest("t1") is not None
-    assert search.suggest("t2") is not None
+    for t in ("t1", "t2"):
+        assert search.suggest(t) is not None
+    return search
+
+
+def test_stopped_trials_are_pruned_and_a_used_up_grid_is_not_an_error(caplog):
+    search = _grid_search()
     search.on_trial_result("t1", {"m": 0.5, "training_iteration": 1})
     search.on_trial_complete("t1", {"m": 0.5, "finished": 1.0})
     search.on_trial_result("t2", {"m": 0.1, "training_iteration": 1})
@@ -30,10 +36,7 @@ def test_stopped_trials_are_pruned_and_a_used_up_grid_is_not_an_error(caplog):
 
 
 def test_completing_the_grids_last_point_logs_nothing(caplog):
-    sampler = optuna.samplers.GridSampler({"fusion": ["video", "audio"]}, seed=0)
-    search = AvspotOptunaSearch(space=_space, sampler=sampler, metric="m", mode="max")
-    for t in ("t1", "t2"):
-        assert search.suggest(t) is not None
+    search = _grid_search()
     search.on_trial_complete("t1", {"m": 0.5, "finished": 1.0})
     with caplog.at_level(logging.WARNING):
         search.on_trial_complete("t2", {"m": 0.4, "finished": 1.0})  # the grid's last tell

@@ -27,7 +27,9 @@ from avspot.search.tracking.trial import MLflowTrialCallback
 FP = "a" * 64
 
 
-def _search(experiment: str, quality: float, fingerprint: str = FP, seed: int = 0):
+def _search(
+    experiment: str, quality: float, fingerprint: str = FP, seed: int = 0, **extra_metrics: float
+):
     """A finished one-trial search registered as challenger; returns (parent, run id, version)."""
     params = {"space": "smoke"}
     manifest = F.tiny_manifest(fingerprint)
@@ -35,7 +37,7 @@ def _search(experiment: str, quality: float, fingerprint: str = FP, seed: int = 
     cfg = F.tiny_train_config()
     cb = MLflowTrialCallback(parent, cfg.to_dict(), "trial")
     F.run_fake_trial(cb, cfg, quality=quality, seed=seed)
-    metrics = get_client().get_run(cb.run_id).data.metrics
+    metrics = {**get_client().get_run(cb.run_id).data.metrics, **extra_metrics}
     mv = register_challenger(experiment, cb.run_id, metrics, fingerprint, parent)
     finish_search_run(parent)
     return parent, cb.run_id, mv
@@ -58,13 +60,7 @@ def test_register_challenger_sets_alias_and_tags(store: str) -> None:
 def test_registry_ranks_by_the_full_score_and_says_so(store: str, capsys) -> None:
     """A search validates epochs cheaply and scores the kept one in full: that value is
     compared, and the messages name it."""
-    params, manifest = {"space": "smoke"}, F.tiny_manifest(FP)
-    parent = start_search_run("exp", params, data_uri="/data/t", manifest=manifest)
-    cfg = F.tiny_train_config()
-    cb = MLflowTrialCallback(parent, cfg.to_dict(), "trial")
-    F.run_fake_trial(cb, cfg, quality=0.5)
-    metrics = {**get_client().get_run(cb.run_id).data.metrics, "full_val_average_map": 0.61}
-    mv = register_challenger("exp", cb.run_id, metrics, FP, parent)
+    _, _, mv = _search("exp", 0.5, full_val_average_map=0.61)
     assert mv.tags[V_METRIC_SOURCE] == "full_val_average_map"
     assert float(mv.tags[V_METRIC_VALUE]) == 0.61
     assert cli_main(["promote", "--experiment", "exp"]) == 0
