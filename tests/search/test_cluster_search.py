@@ -173,7 +173,7 @@ def test_search_on_a_multi_node_cluster_survives_a_node_loss(s3, mlflow_on_s3, m
         + name[lost_node]
         + " went: "
         + ", ".join(
-            f"{t} on {name.get(n, n)} after {e} epoch(s)"
+            f"{t} on {name.get(n, '?')} after {e} epoch(s)"
             for t, (n, e) in sorted(loss.before.items())
         )
         + "; finished: "
