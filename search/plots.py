@@ -24,29 +24,36 @@ def _figure(width: float, height: float) -> Any:
 
 
 # Which data the figures drawn inside ``data_source(...)`` come from (a footnote on each).
-_DATA_NOTE: ContextVar[str | None] = ContextVar("avspot_plots_data_note", default=None)
+_DATA_SOURCE: ContextVar[str | None] = ContextVar("avspot_plots_data_source", default=None)
 
 
 @contextmanager
 def data_source(source: str | None) -> Iterator[None]:
     """Every figure drawn inside carries a footnote naming its data (``source_note``): a
     figure that leaves the report or the run must still say whether it is synthetic."""
-    token = _DATA_NOTE.set(source_note(source) if source else None)
+    token = _DATA_SOURCE.set(source)
     try:
         yield
     finally:
-        _DATA_NOTE.reset(token)
+        _DATA_SOURCE.reset(token)
+
+
+def add_data_note(fig: Any, source: str) -> None:
+    """Footnote ``fig`` with which data it shows (``source_note(source)``), in a strip below
+    the axes that the constrained layout keeps free."""
+    strip = 12 / 72 / fig.get_figheight()  # 12 points, as a fraction of the height
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, strip, 1, 1 - strip))
+    fig.text(
+        0.995, strip / 4, source_note(source), ha="right", va="bottom", fontsize=7, color="0.4"
+    )
 
 
 def _save(fig: Any, path: str | Path | None) -> Any:
-    note = _DATA_NOTE.get()
-    if note:
-        # A strip below the axes, kept free by the constrained layout, holds the footnote.
-        strip = 12 / 72 / fig.get_figheight()  # 12 points, as a fraction of the height
-        engine = fig.get_layout_engine()
-        if engine is not None and hasattr(engine, "set"):
-            engine.set(rect=(0, strip, 1, 1 - strip))
-        fig.text(0.995, strip / 4, note, ha="right", va="bottom", fontsize=7, color="0.4")
+    source = _DATA_SOURCE.get()
+    if source:
+        add_data_note(fig, source)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)

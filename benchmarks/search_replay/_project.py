@@ -5,7 +5,7 @@
     avspot.datasets.synth          synthesize                          record.py
     avspot.datasets.table          read_halves                         record.py
     avspot.datasets.manifest       read_manifest                       record.py
-    avspot.datasets.manifest       source_note                         replay.py
+    avspot.search.plots            add_data_note                       replay.py
     avspot.search.spaces           get_space                           record.py
     avspot.search.tuning.searcher  AvspotOptunaSearch, tpe_sampler,    replay.py
                                    startup_trials, build_searcher
@@ -92,8 +92,8 @@ def tpe_sampler(seed: int, n_startup_trials: int) -> Any:
     return sampler(seed, n_startup_trials)
 
 
-def source_note(source: str) -> str:
-    """The words every figure uses to say which data it came from (synthetic or not)."""
-    from avspot.datasets.manifest import source_note as note
+def add_data_note(fig: Any, source: str) -> None:
+    """The footnote every avspot figure carries to say which data it shows."""
+    from avspot.search.plots import add_data_note as note
 
-    return note(source)
+    note(fig, source)

@@ -651,8 +651,7 @@ def plot(result: dict, path: Path) -> None:
     ax2.grid(alpha=0.3, axis="x")
     source = result.get("recording_header", {}).get("data", {}).get("source")
     if source:  # which data the recorded curves came from, on the figure itself
-        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
-        fig.text(0.995, 0.005, _project.source_note(source), ha="right", va="bottom", fontsize=7)
+        _project.add_data_note(fig, source)
     fig.savefig(path, dpi=110)
 
 
