@@ -56,7 +56,7 @@ format: $(STAMP)
 
 # A local S3 (SeaweedFS, loopback only) for trying s3:// URIs by hand; stop it with the printed pid.
 s3: $(STAMP)
-	$(BIN)/python -m avspot.datasets.s3server --dir .s3 --port 8333
+	$(BIN)/python -m tests.support.s3server --dir .s3 --port 8333
 
 # The wheel, constraints and checksums that cluster.yaml ships to every node (docs/cluster.md).
 cluster-dist: $(STAMP)

@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     import av
     import torch
 
-    from avspot.datasets import media, melspec, vggish
-    from avspot.datasets.audio_extract import (
+    from avspot.datasets.audio import media, melspec, vggish
+    from avspot.datasets.audio.extract import (
         DEFAULT_BATCH_SIZE,
         extract_audio,
         format_summary,

@@ -38,7 +38,7 @@ from avspot.datasets.errors import DataError
 
 def convert(src: str) -> dict:
     """Our state dict (name -> float32 tensor) from a torchvggish .pth or a TF-variables .npz."""
-    from avspot.datasets.vggish import from_tf_variables, from_torchvggish
+    from avspot.datasets.audio.vggish import from_tf_variables, from_torchvggish
 
     if not os.path.isfile(src):
         raise DataError(f"{src}: checkpoint not found")

@@ -38,8 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avspot.datasets.s3server import free_port
-from avspot.search.testing import mlflow_server_cmd, stop_group, wait_http
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: outside the wheel
+from tests.support.s3server import free_port  # noqa: E402
+from tests.support.testing import mlflow_server_cmd, stop_group, wait_http  # noqa: E402
 
 WIDTH, HEIGHT = 1600, 1000
 CHROMIUM_FLAGS = [

@@ -16,7 +16,7 @@ class S3Env:
     endpoint: str  # http://127.0.0.1:PORT
     bucket: str
     env: dict[str, str]  # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
-    server: object  # avspot.datasets.s3server.S3Server
+    server: object  # tests.support.s3server.S3Server
 
     def uri(self, name: str = "t") -> str:
         """A fresh ``s3://bucket/name-<random>`` prefix."""
@@ -34,7 +34,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Env]:
     in their environment (AWS_ENDPOINT_URL etc., undone after each test); session- or
     module-scoped fixtures should pass ``s3.endpoint`` or use ``s3.env`` explicitly.
     """
-    from avspot.datasets.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     server = S3Server(tmp_path_factory.mktemp("s3"), bucket="avspot")
     server.start()

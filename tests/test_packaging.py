@@ -47,7 +47,7 @@ def test_installed_datasets_wins_over_our_folder_from_the_repository_root(tmp_pa
 def test_data_layer_and_cli_parser_import_light() -> None:
     code = (
         "import sys, avspot.datasets.table, avspot.datasets.synth, avspot.datasets.soccernet, "
-        "avspot.datasets.windows, avspot.datasets.inspect, avspot.datasets.s3server, "
+        "avspot.datasets.windows, avspot.datasets.inspect, "
         "avspot.datasets.labels, avspot.datasets.layout\n"
         "bad = [m for m in ('torch', 'ray', 'boto3', 'mlflow') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -87,7 +87,10 @@ def test_wheel_install_works_without_the_checkout(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "avspot/datasets/splits/SoccerNetGamesTest.json" in names
     assert {"avspot/search/cli/main.py", "avspot/search/spaces/fusion.py"} <= names
-    assert not any(n.startswith(("datasets/", "search/", "avmodels/")) for n in names)
+    assert not any(n.startswith(("datasets/", "search/", "avmodels/", "tests/")) for n in names)
+    assert "avspot/datasets/audio/extract.py" in names
+    # development servers and test fixtures stay out of the shipped library
+    assert not any(n.endswith(("s3server.py", "testing.py")) for n in names)
 
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)

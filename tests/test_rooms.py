@@ -10,9 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"datasets": "avspot.datasets", "avmodels": "avspot.avmodels", "search": "avspot.search"}
 MAX_LINES = 600
-# Modules that parse their own arguments: the CLI layer, and the local S3 server's launcher
-# (`python -m avspot.datasets.s3server`, a development tool behind `make s3`).
-ARGPARSE_ALLOWED = ("avspot.search.cli.", "avspot.datasets.s3server")
+# Modules that parse their own arguments: the CLI layer only.
+ARGPARSE_ALLOWED = ("avspot.search.cli.",)
 
 
 def _modules() -> dict[str, Path]:
@@ -107,6 +106,19 @@ def test_dependencies_point_one_way() -> None:
         for dep in deps:
             dep_layer = next(i for i, p in enumerate(order) if dep.startswith(p))
             assert dep_layer <= layer, f"{module} imports {dep}"
+
+
+AUDIO = "avspot.datasets.audio."
+
+
+def test_the_audio_extractor_is_a_room_of_its_own() -> None:
+    """datasets/audio/ (PyAV, torch, Ray Data) is used by the command line only: the rest of the
+    data layer stays numpy + pyarrow, and no model or search code depends on media decoding."""
+    _, graph = _graph()
+    for module, deps in graph.items():
+        if module.startswith(AUDIO) or module.startswith("avspot.search.cli."):
+            continue
+        assert not [d for d in deps if d.startswith(AUDIO)], f"{module} imports the audio room"
 
 
 def test_only_the_cli_parses_arguments() -> None:

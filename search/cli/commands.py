@@ -77,7 +77,7 @@ def data_ingest(args: argparse.Namespace) -> int:
 
 
 def data_extract_audio(args: argparse.Namespace) -> int:
-    from avspot.datasets.audio_extract import extract_audio, format_summary
+    from avspot.datasets.audio.extract import extract_audio, format_summary
 
     summary = extract_audio(
         args.inputs,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from avspot.datasets import media
-from avspot.datasets.audio_extract import align, extract_audio, format_summary, plan_games
+from avspot.datasets.audio import media
+from avspot.datasets.audio.extract import align, extract_audio, format_summary, plan_games
+from avspot.datasets.audio.vggish import random_state_dict
 from avspot.datasets.errors import DataError
-from avspot.datasets.vggish import random_state_dict
 
 SR = 16000
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from avspot.datasets import melspec
+from avspot.datasets.audio import melspec
 
 SR = 16000
 
@@ -130,8 +130,8 @@ def test_rejects_bad_input():
 
 def test_audio_modules_import_light():
     code = (
-        "import sys, avspot.datasets.media, avspot.datasets.melspec, avspot.datasets.vggish, "
-        "avspot.datasets.audio_extract; "
+        "import sys, avspot.datasets.audio.media, avspot.datasets.audio.melspec, avspot.datasets.audio.vggish, "
+        "avspot.datasets.audio.extract; "
         "bad = [m for m in ('torch', 'ray', 'av', 'tqdm') if m in sys.modules]; "
         "assert not bad, bad"
     )

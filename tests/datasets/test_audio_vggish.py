@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from avspot.datasets import vggish
+from avspot.datasets.audio import vggish
 from avspot.datasets.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -2,10 +2,13 @@
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
-from avspot.datasets.s3server import S3Server, free_port
+from tests.support.s3server import S3Server, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +57,8 @@ def test_module_runs_in_foreground(tmp_path):
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avspot.datasets.s3server", "--dir", str(tmp_path / "s3"), "--port", str(port)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+        [sys.executable, "-m", "tests.support.s3server", "--dir", str(tmp_path / "s3"), "--port", str(port)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
     )  # fmt: skip
     try:
         lines = []
@@ -82,7 +85,7 @@ def test_weed_dies_with_its_parent(tmp_path):
     import time
 
     code = (
-        "import sys; from avspot.datasets.s3server import S3Server; "
+        "import sys; from tests.support.s3server import S3Server; "
         "s = S3Server(sys.argv[1]).start(); print(s.port, s.proc.pid, flush=True); "
         "import os; os._exit(0)"  # no stop(), no cleanup
     )

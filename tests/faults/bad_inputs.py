@@ -256,8 +256,8 @@ def build_workspace(ws: Path) -> None:
 
 def _store(ws: Path) -> None:
     """ws/mlflow.db: experiment 'nochallenger' with one finished search run, no model."""
-    from avspot.search import testing as F
     from avspot.search.tracking.runs import finish_search_run, start_search_run
+    from tests.support import testing as F
 
     uri = F.sqlite_store(ws)
     with environment({"MLFLOW_TRACKING_URI": uri}):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from avspot.datasets.s3server import free_port
-from avspot.search import testing as F
+from tests.support import testing as F
+from tests.support.s3server import free_port
 
 BIN = Path(sys.executable).parent
 MLFLOW = str(BIN / "mlflow")

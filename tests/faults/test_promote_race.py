@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from avspot.search import testing as F
 from avspot.search.tracking import registry
 from avspot.search.tracking.client import get_client
 from avspot.search.tracking.names import MODEL_NAME, PROMOTE_LOCK_SUFFIX
 from avspot.search.tracking.registry import promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
 
 
 def _challenger(experiment: str, quality: float, fingerprint: str = "a" * 64) -> str:

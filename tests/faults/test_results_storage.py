@@ -38,7 +38,7 @@ def _one_line(capsys: pytest.CaptureFixture[str], *names: str) -> str:
 def test_read_only_output_location(
     kit, table: str, tmp_path: Path, capsys, monkeypatch, command: str
 ) -> None:
-    from avspot.search import testing as F
+    from tests.support import testing as F
 
     monkeypatch.chdir(tmp_path)
     store = F.sqlite_store(tmp_path)

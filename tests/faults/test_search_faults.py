@@ -150,8 +150,8 @@ def test_mlflow_server_down_30s_mid_search(kit, table, tmp_path: Path) -> None:
 
 
 def test_s3_down_20s_while_reading_and_checkpointing(kit, tmp_path: Path, monkeypatch) -> None:
-    from avspot.datasets.s3server import S3Server
     from avspot.datasets.storage import resolve
+    from tests.support.s3server import S3Server
 
     s3 = S3Server(tmp_path / "s3", bucket="avspot").start()
     for key, value in s3.env.items():

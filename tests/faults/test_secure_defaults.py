@@ -55,8 +55,8 @@ def test_data_errors_are_scrubbed_at_the_source(monkeypatch) -> None:
 
 
 def test_tracking_errors_name_the_server_not_its_password() -> None:
-    from avspot.datasets.s3server import free_port
     from avspot.search.tracking.client import get_client
+    from tests.support.s3server import free_port
 
     with pytest.raises(DataError) as info:
         get_client(f"http://avspot:hunter2@127.0.0.1:{free_port()}")
@@ -64,11 +64,11 @@ def test_tracking_errors_name_the_server_not_its_password() -> None:
 
 
 def test_a_failed_trial_keeps_no_secret_in_its_error_tag(tmp_path: Path, monkeypatch) -> None:
-    from avspot.search import testing as F
     from avspot.search.tracking.client import get_client
     from avspot.search.tracking.names import TAG_ERROR
     from avspot.search.tracking.runs import start_search_run
     from avspot.search.tracking.trial import MLflowTrialCallback
+    from tests.support import testing as F
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", F.sqlite_store(tmp_path))
@@ -133,7 +133,7 @@ def _loopback(addr: str) -> bool:
 def test_started_servers_listen_on_loopback_only(kit, tmp_path: Path) -> None:
     """A started SeaweedFS and `mlflow server` (as the tests, README and `make s3` start them):
     every socket they listen on is bound to 127.0.0.1, none to all interfaces."""
-    from avspot.datasets.s3server import S3Server
+    from tests.support.s3server import S3Server
 
     with S3Server(tmp_path / "s3") as s3:
         assert s3.proc is not None
@@ -166,4 +166,4 @@ def test_documented_server_commands_bind_loopback_or_authenticate() -> None:
     for line in commands:
         host = re.search(r"--host\s+(\S+)", line).group(1)  # type: ignore[union-attr]
         assert host == "127.0.0.1" or "--app-name basic-auth" in line, line
-    assert '"-ip.bind=127.0.0.1"' in (ROOT / "datasets" / "s3server.py").read_text()
+    assert '"-ip.bind=127.0.0.1"' in (ROOT / "tests" / "support" / "s3server.py").read_text()

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.datasets.s3server import S3Server
 from avspot.datasets.storage import call_with_backoff, is_transient, patient
 from avspot.datasets.synth import synthesize
 from avspot.datasets.table import iter_halves, read_halves
+from tests.support.s3server import S3Server
 
 REFUSED = OSError(
     "When reading information for key 'k' in bucket 'b': AWS Error NETWORK_CONNECTION during "

@@ -153,7 +153,7 @@ def test_retry_waits_for_an_unreachable_server_and_not_for_other_errors(monkeypa
 
 
 def test_down_from_the_start_fails_within_seconds() -> None:
-    from avspot.datasets.s3server import free_port
+    from tests.support.s3server import free_port
 
     t0 = time.monotonic()
     with pytest.raises(DataError, match="is unreachable"):
@@ -167,9 +167,9 @@ def test_down_from_the_start_fails_within_seconds() -> None:
 def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkeypatch) -> None:
     """Against `mlflow server`: a trial's epochs logged while the server is down for 30 s (plus
     its restart) all arrive, once per step; the trial waited at its flush, not before."""
-    from avspot.search import testing as F
     from avspot.search.tracking.runs import start_search_run
     from avspot.search.tracking.trial import MLflowTrialCallback
+    from tests.support import testing as F
 
     server = kit.MlflowServer(tmp_path / "mlflow").start()
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from avspot.search import testing as F
+from tests.support import testing as F
 
 
 @pytest.fixture()

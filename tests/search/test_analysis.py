@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from avspot.search import testing as F
 from avspot.search.cli.main import main as cli_main
 from avspot.search.reporting import analysis
 from avspot.search.reporting.compute import log_compute
@@ -21,6 +20,7 @@ from avspot.search.tracking import names
 from avspot.search.tracking.client import get_client, log_metrics
 from avspot.search.tracking.runs import finish_search_run, start_search_run
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
 
 PNG = b"\x89PNG"
 QUALITY = {"video": 0.45, "audio": 0.3, "before_fc": 0.7, "early_512": 0.55}

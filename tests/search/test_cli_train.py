@@ -9,9 +9,9 @@ import pytest
 from avspot.avmodels.model_io import load_model
 from avspot.datasets.errors import DataError
 from avspot.datasets.table import write_table
-from avspot.search import testing as F
 from avspot.search.cli.main import main
 from avspot.search.cli.train import read_split, train_from_table
+from tests.support import testing as F
 
 OVERRIDES = {
     "fusion": "video",

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from avspot.datasets.s3server import free_port
 from avspot.datasets.storage import resolve
 from avspot.datasets.synth import synthesize
-from avspot.search import testing as F
 from avspot.search.tracking.names import TAG_NODE_ID, TAG_ROLE, TAG_TRIAL_ID
+from tests.support import testing as F
+from tests.support.s3server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))

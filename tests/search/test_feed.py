@@ -10,7 +10,6 @@ import torch
 from avspot.avmodels.data import ChunkBatches
 from avspot.datasets.manifest import read_manifest
 from avspot.datasets.table import read_halves, write_table
-from avspot.search import testing as F
 from avspot.search.tuning.stream import (
     FeedSpec,
     MemoryFeed,
@@ -20,6 +19,7 @@ from avspot.search.tuning.stream import (
     split_bytes,
     train_feed,
 )
+from tests.support import testing as F
 
 
 @pytest.fixture()

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from avspot.datasets.s3server import free_port
-from avspot.search import testing as F
-from avspot.search.testing import stop_group
 from avspot.search.tracking.client import get_client
 from avspot.search.tracking.registry import load_spotter, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
+from tests.support.s3server import free_port
+from tests.support.testing import stop_group
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avspot.search import plots
-from avspot.search.testing import fake_history
+from tests.support.testing import fake_history
 
 PNG = b"\x89PNG"
 
@@ -25,7 +25,7 @@ def test_lr_decay_epochs_are_the_trainers_step_downs_only() -> None:
 
 def test_trainer_flags_decays_of_step_and_plateau_schedules_only() -> None:
     from avspot.avmodels.trainer import train
-    from avspot.search.testing import tiny_halves, tiny_train_config
+    from tests.support.testing import tiny_halves, tiny_train_config
 
     train_h = tiny_halves(4, split="train")
     valid_h = tiny_halves(2, split="valid", seed=1)

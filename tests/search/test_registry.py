@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.search import testing as F
 from avspot.search.cli.main import main as cli_main
 from avspot.search.tracking.client import get_client
 from avspot.search.tracking.names import (
@@ -23,6 +22,7 @@ from avspot.search.tracking.names import (
 from avspot.search.tracking.registry import _download, load_spotter, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
 
 FP = "a" * 64
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.search import testing as F
 from avspot.search.cli.main import main as cli_main
 from avspot.search.reporting.report import build_report
 from avspot.search.tracking.client import get_client
@@ -17,6 +16,7 @@ from avspot.search.tracking.names import MODEL_NAME
 from avspot.search.tracking.registry import _download, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
 
 SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKEKEYID7777",

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from avspot.datasets.errors import DataError
-from avspot.datasets.s3server import free_port
-from avspot.search import testing as F
 from avspot.search.tracking import client as tracking_client
 from avspot.search.tracking.client import get_client, tracking_uri
 from avspot.search.tracking.names import TAG_DATA_SOURCE, TAG_MODEL_URI, TAG_ROLE, TAG_TRIAL_ID
@@ -24,6 +22,8 @@ from avspot.search.tracking.runs import (
 )
 from avspot.search.tracking.scrub import scrub
 from avspot.search.tracking.trial import MLflowTrialCallback
+from tests.support import testing as F
+from tests.support.s3server import free_port
 
 PARAMS = {
     "space": "smoke",

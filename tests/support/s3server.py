@@ -1,6 +1,6 @@
 """A local S3 (SeaweedFS ``weed mini``) on 127.0.0.1, for tests and for trying s3:// URIs.
 
-    python -m avspot.datasets.s3server --dir .s3 --port 8333     # foreground; Ctrl-C stops it
+    python -m tests.support.s3server --dir .s3 --port 8333     # foreground; Ctrl-C stops it
 
 Keys come from $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY, else the local development pair
 below (not a secret: the server listens on loopback only). Every port weed opens is chosen
@@ -271,7 +271,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m avspot.datasets.s3server", description=__doc__.splitlines()[0]
+        prog="python -m tests.support.s3server", description=__doc__.splitlines()[0]
     )
     p.add_argument("--dir", default=".s3", help="data directory (default .s3)")
     p.add_argument("--port", type=int, default=8333, help="S3 port on 127.0.0.1 (default 8333)")

@@ -1,9 +1,9 @@
 """Extract the seed's audio features from SoccerNet videos: ``{half}_VGGish.npy`` per game.
 
 Per half: decode the audio track to 16 kHz mono from the game's start offset
-(:mod:`avspot.datasets.media`), cut it into 0.5 s chunks and compute VGGish's log-mel input
-(:mod:`avspot.datasets.melspec`), run the chunks in batches through VGGish up to conv4_2 with a
-global average pool (:mod:`avspot.datasets.vggish`), and write float32 (N, 512) atomically (a
+(:mod:`avspot.datasets.audio.media`), cut it into 0.5 s chunks and compute VGGish's log-mel input
+(:mod:`avspot.datasets.audio.melspec`), run the chunks in batches through VGGish up to conv4_2 with a
+global average pool (:mod:`avspot.datasets.audio.vggish`), and write float32 (N, 512) atomically (a
 temporary name, then a rename), so an interrupted run never leaves a truncated file.
 
 Inputs are game folders (holding ``1.mkv``/``2.mkv``, or ``{1,2}_224p.mkv``, ``{1,2}_720p.mkv``,
@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avspot.datasets.audio.media import MEDIA_EXTENSIONS, Segment, decode_segment, media_segment
+from avspot.datasets.audio.melspec import CHUNK_SAMPLES, SAMPLE_RATE, num_chunks
 from avspot.datasets.errors import DataError
-from avspot.datasets.media import MEDIA_EXTENSIONS, Segment, decode_segment, media_segment
-from avspot.datasets.melspec import CHUNK_SAMPLES, SAMPLE_RATE, num_chunks
 from avspot.datasets.progress import progress as progress_bar_iter
 from avspot.datasets.progress import progress_bar
 
@@ -275,8 +275,8 @@ def extract_half(
     desc: str = "",
 ) -> dict[str, Any]:
     """Decode, front end, network, align, write ``h.out_npy``; return what was done."""
-    from avspot.datasets.melspec import log_mel_chunks
-    from avspot.datasets.vggish import embed
+    from avspot.datasets.audio.melspec import log_mel_chunks
+    from avspot.datasets.audio.vggish import embed
 
     audio = decode_segment(Segment(h.media, h.start, h.duration))  # (S,) float32, 16 kHz
     n = num_chunks(len(audio))
@@ -346,7 +346,7 @@ class RayGameExtractor:
         import ray
         import torch
 
-        from avspot.datasets.vggish import load_vggish
+        from avspot.datasets.audio.vggish import load_vggish
 
         self.device = resolve_device(device)
         if self.device.type == "cpu":
@@ -472,7 +472,7 @@ def extract_audio(
     out_dir = os.path.abspath(out_dir)
     if video_features_root:
         video_features_root = os.path.abspath(video_features_root)
-    from avspot.datasets.vggish import load_state_dict_file
+    from avspot.datasets.audio.vggish import load_state_dict_file
 
     state = load_state_dict_file(weights)  # a bad file fails before any decoding
     jobs = plan_games(
@@ -498,7 +498,7 @@ def extract_audio(
                 f"{failed[0]['error']}"
             )
     else:
-        from avspot.datasets.vggish import load_vggish
+        from avspot.datasets.audio.vggish import load_vggish
 
         dev = resolve_device(device)
         net = load_vggish(state, dev)
