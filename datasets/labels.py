@@ -1,43 +1,144 @@
-"""The one vocabulary: SoccerNet v1 raw labels, the three classes, outputs, game time.
+"""The one vocabulary: label sets (SoccerNet v1's 3 classes, v2's 17), outputs, game time.
 
-Everything else (models, metrics, reports, plots) reads these names from here.
+A label set is data: its class names in the official order, the raw label strings a
+``Labels*.json`` file may hold and the class each maps to, display names, and the file name the
+official evaluator reads. A table records its label set in the manifest; models, metrics,
+reports and the served model take the class count and names from it (``get_label_set``).
+Model outputs are the classes followed by ``background`` (chunk classification).
+
+- ``v1`` (SoccerNet v1, ``Labels.json``): 6 raw labels mapped by substring to card, subs,
+  soccer, exactly as the official evaluator does (``version=1``).
+- ``v2`` (SoccerNet-v2, ``Labels-v2.json``): 17 classes in ``EVENT_DICTIONARY_V2`` order; the raw
+  label is the class name. Events carry a visibility ("visible" / "not shown").
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from avspot.datasets.errors import DataError
 
-CLASSES: tuple[str, ...] = ("card", "subs", "soccer")
-OUTPUTS: tuple[str, ...] = (*CLASSES, "background")  # model logits, in this order
-NUM_OUTPUTS = len(OUTPUTS)
-BACKGROUND = OUTPUTS.index("background")
-CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
-DISPLAY_NAMES: dict[str, str] = {
-    "card": "cards",
-    "subs": "substitutions",
-    "soccer": "goals",
-    "background": "background",
-}
-RAW_LABELS: tuple[str, ...] = (
-    "soccer-ball",
-    "soccer-ball-own",
-    "y-card",
-    "r-card",
-    "yr-card",
-    "substitution-in",
+BACKGROUND_NAME = "background"
+FPS = 2.0  # SoccerNet feature rate, frames per second (also the official evaluator's)
+HALVES: tuple[int, ...] = (1, 2)  # a game's halves, in order
+VISIBILITIES: tuple[str, ...] = ("visible", "not shown")  # SoccerNet-v2 event visibility
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """One vocabulary: classes in the official order and how raw labels map onto them."""
+
+    name: str  # v1 | v2: the official evaluator's version
+    classes: tuple[str, ...]
+    raw_labels: tuple[str, ...]  # every raw label string this set accepts
+    labels_file: str  # the per-game label file (Labels.json | Labels-v2.json)
+    display: dict[str, str] = field(default_factory=dict)  # class -> readable name
+    by_substring: bool = False  # v1: a raw label's class is the first class name it contains
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Model logits in order: the classes, then background."""
+        return (*self.classes, BACKGROUND_NAME)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes) + 1
+
+    @property
+    def background(self) -> int:
+        """Index of the background output."""
+        return len(self.classes)
+
+    @property
+    def class_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.classes)}
+
+    def display_name(self, name: str) -> str:
+        return self.display.get(name, name)
+
+    def class_of(self, raw_label: str) -> str:
+        """Class name of a raw label; DataError for a label outside this set."""
+        if raw_label not in self.raw_labels:
+            raise DataError(
+                f"unknown label {raw_label!r} "
+                f"(label set {self.name}: expected one of {', '.join(self.raw_labels)})"
+            )
+        if not self.by_substring:
+            return raw_label
+        return next(c for c in self.classes if c in raw_label)  # every raw label contains one
+
+
+V1 = LabelSet(
+    name="v1",
+    classes=("card", "subs", "soccer"),
+    raw_labels=(
+        "soccer-ball",
+        "soccer-ball-own",
+        "y-card",
+        "r-card",
+        "yr-card",
+        "substitution-in",
+    ),
+    labels_file="Labels.json",
+    display={"card": "cards", "subs": "substitutions", "soccer": "goals"},
+    by_substring=True,
 )
-FPS = 2.0  # SoccerNet v1 feature rate, frames per second (also the official evaluator's)
+
+_V2_CLASSES = (
+    "Penalty",
+    "Kick-off",
+    "Goal",
+    "Substitution",
+    "Offside",
+    "Shots on target",
+    "Shots off target",
+    "Clearance",
+    "Ball out of play",
+    "Throw-in",
+    "Foul",
+    "Indirect free-kick",
+    "Direct free-kick",
+    "Corner",
+    "Yellow card",
+    "Red card",
+    "Yellow->red card",
+)
+V2 = LabelSet(name="v2", classes=_V2_CLASSES, raw_labels=_V2_CLASSES, labels_file="Labels-v2.json")
+
+LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (V1, V2)}
+DEFAULT_LABEL_SET = "v1"
+
+
+def get_label_set(name: str) -> LabelSet:
+    """A label set by name; an unknown name fails with the valid ones."""
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise DataError(f"label set {name!r}: unknown; valid: {', '.join(LABEL_SETS)}") from None
+
+
+# v1 names kept for the modules that still speak only v1 (being moved onto label sets).
+CLASSES: tuple[str, ...] = V1.classes
+OUTPUTS: tuple[str, ...] = V1.outputs
+NUM_OUTPUTS = V1.num_outputs
+BACKGROUND = V1.background
+CLASS_INDEX: dict[str, int] = V1.class_index
+DISPLAY_NAMES: dict[str, str] = {**V1.display, BACKGROUND_NAME: BACKGROUND_NAME}
+RAW_LABELS: tuple[str, ...] = V1.raw_labels
 
 # "H - MM:SS": half 1 or 2, minutes may exceed 45 (stoppage time).
 _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):([0-5]\d)\s*$")
 
 
 def class_of_label(raw_label: str) -> int | None:
-    """Class index of a label by substring in the official order card, subs, soccer (None: no
+    """Class index of a v1 label by substring in the official order card, subs, soccer (None: no
     class), exactly as the official evaluator maps labels."""
-    for i, name in enumerate(CLASSES):
+    for i, name in enumerate(V1.classes):
         if name in raw_label:
             return i
     return None
@@ -45,9 +146,7 @@ def class_of_label(raw_label: str) -> int | None:
 
 def label_to_class(raw_label: str) -> str:
     """Class name of a SoccerNet v1 label; DataError for a label outside the v1 vocabulary."""
-    if raw_label not in RAW_LABELS:
-        raise DataError(f"unknown label {raw_label!r} (expected one of {', '.join(RAW_LABELS)})")
-    return CLASSES[class_of_label(raw_label)]  # every raw label contains a class name
+    return V1.class_of(raw_label)
 
 
 def parse_game_time(game_time: str) -> tuple[int, int]:

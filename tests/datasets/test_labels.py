@@ -53,3 +53,26 @@ def test_parse_game_time():
 def test_parse_game_time_bad(bad):
     with pytest.raises(DataError, match="gameTime"):
         parse_game_time(bad)
+
+
+def test_label_sets_match_the_official_dictionaries() -> None:
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V1, EVENT_DICTIONARY_V2
+
+    from avspot.datasets.labels import V1, V2, get_label_set
+
+    for ls, official in ((V1, EVENT_DICTIONARY_V1), (V2, EVENT_DICTIONARY_V2)):
+        assert list(ls.classes) == sorted(official, key=official.get)
+        assert ls.outputs[-1] == "background" and ls.num_outputs == len(official) + 1
+        assert get_label_set(ls.name) is ls
+    assert V2.num_classes == 17 and V2.class_of("Yellow->red card") == "Yellow->red card"
+    assert V1.class_of("yr-card") == "card" and V1.labels_file == "Labels.json"
+    assert V2.labels_file == "Labels-v2.json"
+
+
+def test_unknown_label_set_and_v2_label() -> None:
+    from avspot.datasets.labels import V2, get_label_set
+
+    with pytest.raises(DataError, match="valid: v1, v2"):
+        get_label_set("v3")
+    with pytest.raises(DataError, match="unknown label 'soccer-ball'"):
+        V2.class_of("soccer-ball")
