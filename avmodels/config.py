@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from avspot.avmodels.fusion_methods import FUSIONS
-from avspot.avmodels.overrides import parse_fields
+from avspot.avmodels.overrides import check_fields
 from avspot.avmodels.pooling import POOLINGS
 from avspot.datasets.errors import DataError
 
@@ -63,13 +63,18 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise DataError naming the parameter and the valid choices."""
         if self.fusion not in FUSIONS:
-            raise DataError(f"fusion: unknown value {self.fusion!r}; valid: {sorted(FUSIONS)}")
+            raise DataError(
+                f"fusion: unknown value {self.fusion!r}; valid: {sorted(FUSIONS)}", field="fusion"
+            )
         if self.pooling not in POOLINGS:
-            raise DataError(f"pooling: unknown value {self.pooling!r}; valid: {sorted(POOLINGS)}")
+            raise DataError(
+                f"pooling: unknown value {self.pooling!r}; valid: {sorted(POOLINGS)}",
+                field="pooling",
+            )
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"{name}: must be an integer >= 1, got {value!r}")
+                raise DataError(f"{name}: must be an integer >= 1, got {value!r}", field=name)
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if (
@@ -77,22 +82,28 @@ class ModelConfig:
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
             ):
-                raise DataError(f"{name}: must be a finite number, got {value!r}")
+                raise DataError(f"{name}: must be a finite number, got {value!r}", field=name)
         if self.window_s <= 0 or self.fps <= 0:
             raise DataError(
-                f"window_s and fps: must be > 0, got window_s={self.window_s}, fps={self.fps}"
+                f"window_s and fps: must be > 0, got window_s={self.window_s}, fps={self.fps}",
+                field="window_s",
             )
         if self.window_frames < 1:
             raise DataError(
-                f"window_s: window_s * fps must round to >= 1 frame, got {self.window_s}"
+                f"window_s: window_s * fps must round to >= 1 frame, got {self.window_s}",
+                field="window_s",
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise DataError(f"dropout: drop probability must be in [0, 1), got {self.dropout}")
+            raise DataError(
+                f"dropout: drop probability must be in [0, 1), got {self.dropout}", field="dropout"
+            )
         po = self.pool_out
         if po is not None and (isinstance(po, bool) or not isinstance(po, int) or po < 1):
-            raise DataError(f"pool_out: must be an integer >= 1 or None, got {po!r}")
+            raise DataError(
+                f"pool_out: must be an integer >= 1 or None, got {po!r}", field="pool_out"
+            )
         if not isinstance(self.gating, bool):
-            raise DataError(f"gating: must be true or false, got {self.gating!r}")
+            raise DataError(f"gating: must be true or false, got {self.gating!r}", field="gating")
 
     # -- serialisation --------------------------------------------------------------------------
 
@@ -105,11 +116,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        """Build from a dict; strings (``--set key=value``) are converted to the field types.
-
-        Unknown keys raise DataError naming the key and the valid fields.
-        """
-        return cls(**parse_fields(cls, dict(data), "model"))
+        """Build from a dict of typed values (JSON); unknown keys and values of the wrong type
+        raise DataError naming the key."""
+        return cls(**check_fields(cls, dict(data), "model"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
@@ -117,4 +126,4 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes`` applied (validated, unknown names rejected)."""
-        return dataclasses.replace(self, **parse_fields(type(self), changes, "model"))
+        return dataclasses.replace(self, **check_fields(type(self), changes, "model"))

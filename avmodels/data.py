@@ -1,64 +1,45 @@
-"""In-process numpy batching for the plain trainer: chunk windows of in-memory halves.
+"""The one batch type and the one batcher: chunk windows gathered from halves held in memory.
 
-The trainer consumes ``train_batches(epoch) -> Iterable[dict]`` with numpy arrays
-``{"video": (B, W, Dv) f32, "audio": (B, W, Da) f32, "targets": (B, 4) f32}``. The search layer
-feeds the same dicts from Ray Data; :class:`ChunkBatches` is the in-process equivalent: the
-consecutive chunks of every train half (``datasets.windows.chunk_labels``), shuffled per epoch
-with ``numpy.random.default_rng((seed, epoch))`` so that an epoch's order depends only on the
-seed and the epoch (a resumed run sees the same batches), gathered by index arithmetic.
+Every training and validation batch is a :class:`Batch`. :class:`ChunkBatches` holds the
+features of its halves once, end to end in one (N_total, D) array per modality, and gathers a
+batch's windows with one index operation (``datasets.windows.window_indices``, the one
+definition of a window's frames, edge-padded inside each half). Training shuffles the chunks
+per epoch with ``numpy.random.default_rng((seed, epoch))`` so that an epoch's order depends only
+on the seed and the epoch (a resumed run sees the same batches); validation walks them in order.
+
+Features keep the table's dtype (float16 tables stay float16 in memory and on the way to the
+device); the trainer upcasts on the device (``device.to_tensor``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
-from avspot.datasets.labels import OUTPUTS
-from avspot.datasets.windows import chunk_labels, gather_chunks
+from avspot.datasets.windows import chunk_labels, window_indices
+
+__all__ = ["Batch", "ChunkBatches"]
 
 
-def gather_windows(features: np.ndarray, starts: np.ndarray, window_frames: int) -> np.ndarray:
-    """Windows ``features[s : s + W]`` for each start, edge-padded at both ends.
+class Batch(TypedDict):
+    """One batch of B chunk windows of W frames (numpy arrays, or tensors on a device)."""
 
-    features (N, D), starts (B,) -> (B, W, D) float32 (a copy); the data layer's
-    ``gather_chunks`` does the index arithmetic.
-    """
-    return np.ascontiguousarray(gather_chunks(features, starts, window_frames), dtype=np.float32)
-
-
-def half_chunks(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Consecutive chunk starts (C,) and multi-hot targets (C, 4) of one half."""
-    starts, targets = chunk_labels(half, window_frames)
-    return np.asarray(starts, dtype=np.int64), np.asarray(targets, dtype=np.float32)
-
-
-def iter_chunk_batches(
-    half: Half, window_frames: int, batch_size: int
-) -> Iterator[dict[str, np.ndarray]]:
-    """Consecutive chunks of one half in order, as batch dicts (validation)."""
-    starts, targets = half_chunks(half, window_frames)
-    for lo in range(0, len(starts), batch_size):
-        s = starts[lo : lo + batch_size]
-        yield {
-            "video": gather_windows(half.video, s, window_frames),  # (B, W, Dv)
-            "audio": gather_windows(half.audio, s, window_frames),  # (B, W, Da)
-            "targets": targets[lo : lo + batch_size],  # (B, 4)
-        }
+    video: Any  # (B, W, Dv) float32 | float16
+    audio: Any  # (B, W, Da) float32 | float16 (Da = 0: a table without audio)
+    targets: Any  # (B, C + 1) float32 multi-hot: the classes, then background
 
 
 class ChunkBatches:
-    """``epoch -> iterator of batch dicts`` over the consecutive chunks of in-memory halves.
+    """``epoch -> iterator of Batch`` over the consecutive chunks of in-memory halves.
 
-    Holds the halves' features once, end to end in one (N_total, D) array per modality (no
-    per-window copies), and gathers a batch's windows with one index operation: frame
-    ``offset[h] + clip(start + j, 0, n_h - 1)`` (edge padding inside each half). With a
+    ``shuffle=True`` (training): a permutation per epoch, and a last batch of a single sample
+    is skipped (BatchNorm-safe). ``shuffle=False`` (validation): every chunk, in order. With a
     ``device`` the features live there as tensors and batches are gathered there: a GPU trial
-    then never copies features from the host after the first epoch. Batches of one sample are
-    skipped (BatchNorm-safe).
+    then never copies features from the host after they are loaded.
     """
 
     def __init__(
@@ -77,9 +58,9 @@ class ChunkBatches:
         self.shuffle = shuffle
         videos, audios, half_ids, starts, targets, lengths = [], [], [], [], [], []
         for i, half in enumerate(halves):
-            s, t = half_chunks(half, self.window_frames)
-            videos.append(np.asarray(half.video, dtype=np.float32))
-            audios.append(np.asarray(half.audio, dtype=np.float32))
+            s, t = chunk_labels(half, self.window_frames)  # (C,), (C, 4)
+            videos.append(half.video)
+            audios.append(half.audio)
             lengths.append(half.n_frames)
             half_ids.append(np.full(len(s), i, dtype=np.int64))
             starts.append(s)
@@ -89,10 +70,10 @@ class ChunkBatches:
         self.n_halves = len(videos)
         self.lengths = np.asarray(lengths, dtype=np.int64)  # (H,)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])  # (H,)
-        self.half_ids = np.concatenate(half_ids)  # (C,)
-        self.starts = np.concatenate(starts)  # (C,)
-        self.targets = np.concatenate(targets).astype(np.float32)  # (C, 4)
-        video = np.concatenate(videos)  # (N_total, Dv)
+        self.half_ids = np.concatenate(half_ids)  # (S,)
+        self.starts = np.concatenate(starts)  # (S,)
+        self.targets = np.concatenate(targets).astype(np.float32)  # (S, C + 1)
+        video = np.concatenate(videos)  # (N_total, Dv), the table's dtype
         audio = np.concatenate(audios)  # (N_total, Da)
         del videos, audios
         self.device = device
@@ -112,21 +93,21 @@ class ChunkBatches:
     @property
     def nbytes(self) -> int:
         """Bytes of features held (both modalities)."""
-        return (
-            int(self.video.nelement() * 4 + self.audio.nelement() * 4)
-            if self.device
-            else int(self.video.nbytes + self.audio.nbytes)
+        if self.device is None:
+            return int(self.video.nbytes + self.audio.nbytes)
+        return int(
+            self.video.nelement() * self.video.element_size()
+            + self.audio.nelement() * self.audio.element_size()
         )
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        n = self.num_samples
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest > 1 else 0)
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + (1 if rest > (1 if self.shuffle else 0) else 0)
 
     @property
     def pos_freq(self) -> np.ndarray:
-        """Fraction of chunks positive for each output (4,): for balanced class weights."""
+        """Fraction of chunks positive for each output (C + 1,): for balanced class weights."""
         return self.targets.mean(axis=0)
 
     def order(self, epoch: int) -> np.ndarray:
@@ -139,45 +120,44 @@ class ChunkBatches:
     def frame_index(self, indices: np.ndarray) -> np.ndarray:
         """(B, W) rows of the flat feature arrays that the windows of samples ``indices`` read."""
         h = self.half_ids[indices]  # (B,)
-        local = self.starts[indices][:, None] + np.arange(self.window_frames)  # (B, W)
-        local = np.clip(local, 0, self.lengths[h][:, None] - 1)
+        local = window_indices(self.starts[indices], self.window_frames, self.lengths[h])
         return self.offsets[h][:, None] + local  # (B, W)
 
-    def batch(self, indices: np.ndarray) -> dict[str, Any]:
-        """Gather the samples ``indices`` (B,) into one batch dict (numpy, or tensors on the
+    def batch(self, indices: np.ndarray) -> Batch:
+        """Gather the samples ``indices`` (B,) into one batch (numpy, or tensors on the
         device)."""
         indices = np.asarray(indices, dtype=np.int64)
         rows = self.frame_index(indices)  # (B, W)
         if self.device is None:
-            return {
-                "video": self.video[rows],  # (B, W, Dv), a new array
-                "audio": self.audio[rows],  # (B, W, Da)
-                "targets": self.targets[indices].copy(),  # (B, 4)
-            }
+            return Batch(
+                video=self.video[rows],  # (B, W, Dv), a new array
+                audio=self.audio[rows],  # (B, W, Da)
+                targets=self.targets[indices].copy(),  # (B, C + 1)
+            )
         import torch
 
         rows_t = torch.from_numpy(rows).to(self.device, non_blocking=True)
         idx_t = torch.from_numpy(indices).to(self.device, non_blocking=True)
-        return {
-            "video": self.video[rows_t],  # (B, W, Dv) on the device
-            "audio": self.audio[rows_t],  # (B, W, Da)
-            "targets": self._targets_t[idx_t],  # (B, 4)
-        }
+        return Batch(
+            video=self.video[rows_t],  # (B, W, Dv) on the device
+            audio=self.audio[rows_t],  # (B, W, Da)
+            targets=self._targets_t[idx_t],  # (B, C + 1)
+        )
 
-    def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
+    def __call__(self, epoch: int = 1) -> Iterator[Batch]:
         order = self.order(epoch)
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
-            if len(idx) < 2:
+            if self.shuffle and len(idx) < 2:
                 continue
             yield self.batch(idx)
 
     def describe(self) -> dict[str, Any]:
-        """Counts for logs: halves, samples, batches, positives per class."""
-        pos = self.targets.sum(axis=0)
+        """Counts for logs: halves, samples, batches, positives per output (classes, then
+        background)."""
         return {
             "halves": self.n_halves,
             "samples": self.num_samples,
             "batches": len(self),
-            **{f"pos_{c}": int(p) for c, p in zip(OUTPUTS, pos, strict=True)},
+            "positives": self.targets.sum(axis=0).astype(int).tolist(),
         }

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from avspot.avmodels.data import gather_windows
 from avspot.avmodels.device import module_device, to_tensor
 from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess, spots_to_detections
 from avspot.avmodels.results_io import PREDICTIONS_FILE, predictions_json
 from avspot.datasets.atomic import write_json_atomic
 from avspot.datasets.errors import DataError
 from avspot.datasets.labels import CLASSES
-from avspot.datasets.windows import sliding_starts
+from avspot.datasets.windows import gather_chunks, sliding_starts
 
 if TYPE_CHECKING:
     from avspot.datasets.halves import Half
@@ -106,8 +105,8 @@ def predict_half_naive(
             for lo in range(0, len(starts), batch_size):
                 s = starts[lo : lo + batch_size]
                 dev = module_device(model)
-                v = to_tensor(gather_windows(half.video, s, w), dev)  # (B, W, Dv)
-                a = to_tensor(gather_windows(half.audio, s, w), dev)  # (B, W, Da)
+                v = to_tensor(gather_chunks(half.video, s, w), dev)  # (B, W, Dv)
+                a = to_tensor(gather_chunks(half.audio, s, w), dev)  # (B, W, Da)
                 out.append(torch.sigmoid(model(v, a)[:, : len(CLASSES)]).cpu())
     finally:
         model.train(was_training)

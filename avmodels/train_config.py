@@ -1,8 +1,9 @@
-"""``TrainConfig``: one training run (the model and every trainer setting), and ``--set``.
+"""``TrainConfig``: one training run (the model and every trainer setting).
 
-``avspot train --set key=value`` and ``avspot search --set`` accept every field of
-``TrainConfig`` and of ``ModelConfig`` (``model.`` prefix optional), parsed by the field types
-(``avmodels.overrides``).
+``merge`` applies typed values to a config: the keys are the fields of ``TrainConfig`` and of
+``ModelConfig`` (``model.`` prefix optional), the same keys ``avspot train --set`` and ``avspot
+search --set`` accept (the command line parses those strings, ``search.cli.sets``) and that a
+search space suggests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from avspot.avmodels.config import ModelConfig
 from avspot.avmodels.device import PRECISIONS, check_device_name
 from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.metrics import MONITORS
-from avspot.avmodels.overrides import field_types, parse_value
+from avspot.avmodels.overrides import check_value, field_types
 from avspot.avmodels.postprocess import POSTPROCESS
 from avspot.datasets.errors import DataError
 
@@ -67,26 +68,27 @@ class TrainConfig:
         for name, valid in choices.items():
             value = getattr(self, name)
             if value not in valid:
-                raise DataError(f"{name}={value!r}: unknown; valid: {', '.join(valid)}")
+                raise DataError(f"{name}={value!r}: unknown; valid: {', '.join(valid)}", field=name)
         positive = (
             "lr", "batch_size", "max_epochs", "lr_decay", "patience", "stop_patience",
             "val_stride_s", "val_spot_every",
         )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
-                raise DataError(f"{name}={getattr(self, name)!r}: must be > 0")
+                raise DataError(f"{name}={getattr(self, name)!r}: must be > 0", field=name)
         for name in ("max_decays", "min_lr", "weight_decay", "num_threads"):
             if getattr(self, name) < 0:
-                raise DataError(f"{name}={getattr(self, name)!r}: must be >= 0")
+                raise DataError(f"{name}={getattr(self, name)!r}: must be >= 0", field=name)
         check_device_name(self.device)
         frames = self.val_stride_s * self.model.fps
         if abs(frames - round(frames)) > 1e-9:
             raise DataError(
                 f"val_stride_s={self.val_stride_s!r}: must be a whole number of frames at "
-                f"{self.model.fps:g} fps"
+                f"{self.model.fps:g} fps",
+                field="val_stride_s",
             )
         if self.monitor == "val_average_map" and not self.val_spotting:
-            raise DataError("monitor=val_average_map needs val_spotting=true")
+            raise DataError("monitor=val_average_map needs val_spotting=true", field="monitor")
 
     @property
     def pair(self) -> bool:
@@ -116,38 +118,29 @@ class TrainConfig:
         out.update(self.model.to_dict())
         return out
 
-    @classmethod
-    def from_overrides(
-        cls, overrides: Mapping[str, Any], base: TrainConfig | None = None
-    ) -> TrainConfig:
-        """Apply ``--set key=value`` pairs (trainer or model fields; values parsed by type).
+    @staticmethod
+    def key_types() -> dict[str, tuple[str, Any]]:
+        """{key: ("train" | "model", field type)} of every key ``merge`` accepts."""
+        out: dict[str, tuple[str, Any]] = {
+            k: ("model", t) for k, t in field_types(ModelConfig).items()
+        }
+        out.update({k: ("train", t) for k, t in field_types(TrainConfig).items() if k != "model"})
+        return out
 
-        Keys may carry a ``model.`` prefix. An unknown key or a bad value raises DataError
-        naming it with the valid keys or choices.
-        """
-        base = base or cls()
-        train_types = {k: t for k, t in field_types(cls).items() if k != "model"}
-        model_types = field_types(ModelConfig)
+    def merge(self, values: Mapping[str, Any]) -> TrainConfig:
+        """A copy with typed ``values`` applied (trainer or model fields; a ``model.`` prefix
+        is allowed). Values must have the field's type (an int is taken for a float): strings
+        are parsed only by the command line. DataError names the first unknown or bad key."""
+        keys = self.key_types()
         train_kw: dict[str, Any] = {}
         model_kw: dict[str, Any] = {}
-        for raw_key, raw in overrides.items():
-            key = raw_key.strip()
-            if key.startswith("model."):
-                key = key[len("model.") :]
-                target, types = model_kw, model_types
-            elif key in train_types:
-                target, types = train_kw, train_types
-            else:
-                target, types = model_kw, model_types
-            if key not in types:
-                valid = sorted(set(train_types) | set(model_types))
-                raise DataError(f"--set {raw_key}: unknown key; valid keys: {', '.join(valid)}")
-            try:
-                target[key] = parse_value(key, raw, types[key])
-            except DataError as exc:
-                raise DataError(f"--set {exc}") from None
-        try:
-            model = dataclasses.replace(base.model, **model_kw)
-            return dataclasses.replace(base, model=model, **train_kw)
-        except DataError as exc:
-            raise DataError(f"--set: {exc}") from None
+        for raw_key, value in values.items():
+            key = raw_key.removeprefix("model.")
+            if key not in keys or (raw_key.startswith("model.") and keys[key][0] != "model"):
+                raise DataError(
+                    f"{raw_key}: unknown key; valid keys: {', '.join(sorted(keys))}", field=raw_key
+                )
+            role, typ = keys[key]
+            (model_kw if role == "model" else train_kw)[key] = check_value(key, value, typ)
+        model = dataclasses.replace(self.model, **model_kw)
+        return dataclasses.replace(self, model=model, **train_kw)

@@ -5,9 +5,11 @@ step-decayed learning rate with early stopping on the validation metric. The Soc
 divides the rate by 10 after 10 epochs without improvement (restoring the best weights) and stops
 after 30; our defaults are shorter (``patience=5``, ``stop_patience=10``, ``max_decays=2``).
 
-The trainer knows nothing of Ray or MLflow: it takes ``train_batches(epoch) -> Iterable[dict]``
-of numpy arrays (the search layer feeds Ray Data, :class:`avspot.avmodels.data.ChunkBatches`
-feeds in-memory halves) and reports through callbacks.
+The trainer knows nothing of Ray or MLflow: it takes ``train_batches(epoch) -> Iterable[Batch]``
+(``avmodels.data``: in-memory halves, or a search's feed) and ``valid_halves() ->
+Iterable[Half]``. :meth:`Trainer.epochs` yields an :class:`EpochEnd` after every epoch, so the
+caller reads top to bottom: log, checkpoint, report, or leave the loop to stop. :meth:`Trainer.fit`
+runs the loop to the end with an optional per-epoch hook and returns the :class:`TrainResult`.
 
 Each epoch: train (``train_loss`` and ``train_map``, the chunk mAP of the training batches as
 they were predicted during the epoch, for the seed's Figure 3), then validate on every
@@ -28,107 +30,36 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from avspot.avmodels import metrics as M
-from avspot.avmodels.data import ChunkBatches, iter_chunk_batches
+from avspot.avmodels import names as N
+from avspot.avmodels.data import Batch, ChunkBatches
 from avspot.avmodels.device import autocast_dtype, resolve_device, to_tensor
 from avspot.avmodels.fusion import PairModel, build_trainable
 from avspot.avmodels.model_io import torch_save_atomic
-from avspot.avmodels.postprocess import postprocess
-from avspot.avmodels.spotting import predict_half
 from avspot.avmodels.train_config import TrainConfig
-from avspot.avmodels.validation import half_spots
+from avspot.avmodels.train_result import EpochEnd, TrainResult
+from avspot.avmodels.validation import SpotScorer
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
 from avspot.datasets.labels import CLASSES
 
-__all__ = ["Callback", "TrainResult", "Trainer", "train"]
+__all__ = ["EpochEnd", "TrainResult", "Trainer", "train"]  # results: train_result
 
 CHECKPOINT_FORMAT = "avspot-trainer-checkpoint"
-
-
-class Callback(Protocol):
-    """Both methods are optional. ``on_epoch_end`` may return ``"stop"`` (or set
-    ``trainer.should_stop = True``) to end training after this epoch; a callback may call
-    ``trainer.save_checkpoint(path)`` there (the state is complete for the epoch)."""
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], trainer: Trainer) -> Any: ...
-
-    def on_train_end(self, result: TrainResult) -> None: ...
-
-
-@dataclass
-class TrainResult:
-    """Outcome of one run: the best model (weights of the best epoch) and its metrics."""
-
-    config: TrainConfig
-    best_epoch: int
-    best_metrics: dict[str, float]
-    history: list[dict[str, float]]
-    model: nn.Module | None
-    stop_reason: str  # max_epochs | early_stop | callback | interrupted
-    wall_s: float
-    best_chunk: dict[str, Any] = field(default_factory=dict)  # confusion at the best epoch
-
-    @property
-    def per_class(self) -> dict[str, dict[str, float]]:
-        """Best epoch's per-class chunk AP and spotting Average-mAP (loose)."""
-        m = self.best_metrics
-        return {
-            c: {
-                "chunk_ap": m.get(f"val_ap_{c}", float("nan")),
-                "average_map": m.get(f"val_average_map_{c}", float("nan")),
-            }
-            for c in CLASSES
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able (without the model)."""
-        return {
-            "config": self.config.to_dict(),
-            "best_epoch": self.best_epoch,
-            "best_metrics": self.best_metrics,
-            "per_class": self.per_class,
-            "history": self.history,
-            "stop_reason": self.stop_reason,
-            "wall_s": self.wall_s,
-            "best_chunk": self.best_chunk,
-        }
-
-    def summary(self) -> str:
-        """One readable block."""
-        m = self.best_metrics
-        mc = self.config.model
-        head = ", ".join(
-            f"{k}={getattr(mc, k)}"
-            for k in ("fusion", "pooling", "clusters", "window_s")
-            if hasattr(mc, k)
-        )
-        lines = [
-            f"trained {head}",
-            f"  epochs run {len(self.history)}, best epoch {self.best_epoch} "
-            f"(monitor {self.config.monitor}), stopped: {self.stop_reason}, "
-            f"wall {self.wall_s:.1f}s",
-            f"  val_map {m.get('val_map', float('nan')):.4f}   "
-            f"val_average_map loose {m.get('val_average_map', float('nan')):.4f}   "
-            f"tight {m.get('val_average_map_tight', float('nan')):.4f}",
-            "  per class        chunk AP   Average-mAP (loose)",
-        ]
-        for c, v in self.per_class.items():
-            lines.append(f"    {c:<12} {v['chunk_ap']:>9.4f}   {v['average_map']:>9.4f}")
-        return "\n".join(lines)
+TrainBatches = Callable[[int], Iterable[Batch]]  # epoch (from 1) -> its batches
+ValidHalves = Callable[[], Iterable[Half]]  # the validation halves, anew each epoch
 
 
 @dataclass
@@ -174,12 +105,14 @@ class Trainer:
             )
         self.state = _LoopState()
         self.history: list[dict[str, float]] = []
-        self.best_model_state = _clone_state(self.model.state_dict())
-        self.best_optim_state = copy.deepcopy(self.optimizer.state_dict())
+        # The best epoch's weights and optimizer state live on the host: a GPU holds only the
+        # model being trained (and its optimizer), whatever the model's size.
+        self.best_model_state = _cpu_state(self.model.state_dict())
+        self.best_optim_state = _to_cpu(self.optimizer.state_dict())
         self.best_chunk: dict[str, Any] = {}
         self.pos_weight: torch.Tensor | None = None
         self.pos_freq: np.ndarray | None = None  # (4,) train positives per output
-        self.should_stop = False
+        self.wall_s = 0.0  # seconds spent in epochs(), over every call
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -187,59 +120,80 @@ class Trainer:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def will_stop(self) -> bool:
-        """True when the run ends after the current epoch (schedule, max_epochs or a stop)."""
-        st = self.state
-        return bool(st.finished) or st.epoch >= self.cfg.max_epochs or self.should_stop
+    @property
+    def done(self) -> bool:
+        """True once training has ended (the schedule stopped it, or max_epochs)."""
+        return bool(self.state.finished) or self.state.epoch >= self.cfg.max_epochs
+
+    def epochs(
+        self,
+        train_batches: TrainBatches,
+        valid_halves: ValidHalves,
+        *,
+        pos_freq: Sequence[float] | np.ndarray | None = None,
+    ) -> Iterator[EpochEnd]:
+        """Train epoch by epoch until the schedule or ``max_epochs`` ends the run, yielding an
+        :class:`EpochEnd` after each (resumes after a :meth:`load_checkpoint`). Leave the loop
+        to stop early. ``train_batches(epoch)`` (epoch counted from 1) yields batches video
+        (B, W, Dv), audio (B, W, Da), targets (B, 4); ``valid_halves()`` yields the validation
+        halves anew each epoch. ``pos_freq`` (4,) is each output's positive fraction in the
+        train set for ``class_weight="balanced"``; without it the first epoch estimates it from
+        the targets seen so far (then it is fixed and saved).
+        """
+        if self.cfg.num_threads:
+            torch.set_num_threads(self.cfg.num_threads)
+        self._set_pos_weight(pos_freq)
+        while not self.done:
+            t0 = time.perf_counter()
+            epoch = self.state.epoch + 1
+            metrics = self._run_epoch(epoch, train_batches, valid_halves)
+            self.wall_s += time.perf_counter() - t0
+            st = self.state
+            yield EpochEnd(epoch, dict(metrics), st.best, st.best_epoch, last=self.done)
 
     def fit(
         self,
-        train_batches: Callable[[int], Iterable[Mapping[str, np.ndarray]]],
-        valid_halves: Callable[[], Iterable[Half]],
-        callbacks: Sequence[Any] = (),
+        train_batches: TrainBatches,
+        valid_halves: ValidHalves,
+        on_epoch: Callable[[EpochEnd], Any] | None = None,
         *,
         pos_freq: Sequence[float] | np.ndarray | None = None,
     ) -> TrainResult:
-        """Train until ``max_epochs``, early stopping or a callback's stop; resumes after a
-        :meth:`load_checkpoint`. ``train_batches(epoch)`` (epoch counted from 1) yields dicts of
-        numpy arrays video (B, W, Dv), audio (B, W, Da), targets (B, 4); ``valid_halves()``
-        yields the validation halves anew each epoch. ``pos_freq`` (4,) is each output's
-        positive fraction in the train set for ``class_weight="balanced"``; without it the
-        first epoch estimates it from the targets seen so far (then it is fixed and saved).
+        """:meth:`epochs` to the end; ``on_epoch(end)`` after each epoch may return ``"stop"``.
 
         KeyboardInterrupt ends the run cleanly: the result holds the best epoch so far.
         """
-        t0 = time.perf_counter()
-        cfg = self.cfg
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        self._set_pos_weight(pos_freq)
-        self.should_stop = False
-        stop_reason = self.state.finished or "max_epochs"
+        stop_reason = ""
         try:
-            while not self.state.finished and self.state.epoch < cfg.max_epochs:
-                epoch = self.state.epoch + 1
-                metrics = self._run_epoch(epoch, train_batches, valid_halves)
-                if metrics is None:  # stopped mid-epoch
-                    stop_reason = "callback"
-                    break
-                for cb in callbacks:
-                    if _call_epoch_end(cb, epoch, metrics, self) == "stop":
-                        self.should_stop = True
-                if self.state.finished:
-                    stop_reason = self.state.finished
-                    break
-                if self.should_stop:
-                    stop_reason = "callback"
+            for end in self.epochs(train_batches, valid_halves, pos_freq=pos_freq):
+                if on_epoch is not None and on_epoch(end) == "stop" and not end.last:
+                    stop_reason = "stopped"
                     break
         except KeyboardInterrupt:
             stop_reason = "interrupted"
-        result = self._result(stop_reason, time.perf_counter() - t0)
-        for cb in callbacks:
-            fn = getattr(cb, "on_train_end", None)
-            if fn is not None:
-                fn(result)
-        return result
+        return self.result(stop_reason)
+
+    def result(self, stop_reason: str = "") -> TrainResult:
+        """The run so far: the best epoch's weights (a copy, in eval mode), metrics and history.
+        ``stop_reason`` defaults to why the trainer itself ended (early_stop | max_epochs)."""
+        best_epoch = self.state.best_epoch
+        best = next((h for h in self.history if int(h[N.EPOCH]) == best_epoch), {})
+        model: nn.Module | None = None
+        if self.history:
+            best_model = copy.deepcopy(self.model)
+            best_model.load_state_dict(self.best_model_state)
+            best_model.eval()
+            model = best_model.combined() if isinstance(best_model, PairModel) else best_model
+        return TrainResult(
+            config=self.cfg,
+            best_epoch=best_epoch,
+            best_metrics=dict(best),
+            history=list(self.history),
+            model=model,
+            stop_reason=stop_reason or self.state.finished or "max_epochs",
+            wall_s=self.wall_s,
+            best_chunk=self.best_chunk,
+        )
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Everything a resumed run needs to continue exactly (torch.save, weights_only-safe)."""
@@ -275,7 +229,7 @@ class Trainer:
         if self.scheduler is not None and payload["scheduler"] is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
         self.state = _LoopState(**payload["loop"])
-        self.best_model_state = {k: v.to(self.device) for k, v in payload["best_model"].items()}
+        self.best_model_state = dict(payload["best_model"])  # host memory, as in training
         self.best_optim_state = payload["best_optimizer"]
         self.best_chunk = payload["best_chunk"]
         self.history = list(payload["history"])
@@ -298,49 +252,60 @@ class Trainer:
         return self.model.combined() if isinstance(self.model, PairModel) else self.model
 
     def evaluate(self, halves: Iterable[Half]) -> tuple[dict[str, float], dict[str, Any]]:
-        """Validation metrics of the current weights: (flat metrics, chunk confusion info)."""
-        cfg = self.cfg
+        """Validation metrics of the current weights: (flat metrics, chunk confusion info).
+
+        Each half is read once: its consecutive chunks (chunk metrics, loss) and, on every
+        ``val_spot_every``-th half, spotting at ``val_stride_s`` (``validation.SpotScorer``).
+        Losses and predictions stay on the device until the pass ends (no per-batch sync);
+        the forward passes run in the trainer's precision.
+        """
+        cfg, dev = self.cfg, self.device
         model = self.eval_model()
         w = cfg.model.window_frames
         criterion = self._criterion()
         was_training = self.model.training
         self.model.eval()
         model.eval()
-        chunk_t, chunk_p = [], []
-        loss_sum, n_chunks = 0.0, 0
-        spot_halves = []
+        scorer = None
+        if cfg.val_spotting:
+            scorer = SpotScorer(model, w, stride_s=cfg.val_stride_s, methods=[cfg.spot_method])
+        seen_t: list[torch.Tensor] = []
+        seen_p: list[torch.Tensor] = []
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        n_chunks = 0
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 for i, half in enumerate(halves):
-                    for batch in iter_chunk_batches(half, w, cfg.batch_size):
-                        video = to_tensor(batch["video"], self.device)  # (B, W, Dv)
-                        audio = to_tensor(batch["audio"], self.device)  # (B, W, Da)
-                        targets = to_tensor(batch["targets"], self.device)  # (B, 4)
-                        logits = model(video, audio)  # (B, 4), float32
-                        loss_sum += float(criterion(logits, targets)) * len(targets)
+                    for batch in ChunkBatches([half], w, cfg.batch_size, shuffle=False)():
+                        video = to_tensor(batch["video"], dev)  # (B, W, Dv)
+                        audio = to_tensor(batch["audio"], dev)  # (B, W, Da)
+                        targets = to_tensor(batch["targets"], dev)  # (B, 4)
+                        logits = model(video, audio).float()  # (B, 4)
+                        loss_sum += criterion(logits, targets).double() * len(targets)
                         n_chunks += len(targets)
-                        chunk_t.append(np.asarray(batch["targets"]))
-                        chunk_p.append(torch.sigmoid(logits).cpu().numpy())
-                    if cfg.val_spotting and i % cfg.val_spot_every == 0:
-                        stride = cfg.val_stride_s
-                        probs = predict_half(model, half, stride, window_frames=w)  # (n_s, 3)
-                        spots = postprocess(probs, cfg.spot_method, stride_s=stride)
-                        spot_halves.append(half_spots(half, spots))
+                        seen_t.append(targets)
+                        seen_p.append(torch.sigmoid(logits))
+                    if scorer is not None and i % cfg.val_spot_every == 0:
+                        scorer.add(half)
         finally:
             self.model.train(was_training)
         if not n_chunks:
             raise DataError("validation: no validation halves (or all shorter than a window)")
-        cm = M.chunk_metrics(np.concatenate(chunk_t), np.concatenate(chunk_p))
-        out: dict[str, float] = {"val_loss": loss_sum / n_chunks, "val_map": float(cm["map"])}
+        targets_np = torch.cat(seen_t).cpu().numpy()  # the pass's one wait for the device
+        cm = M.chunk_metrics(targets_np, torch.cat(seen_p).cpu().numpy())
+        out: dict[str, float] = {
+            N.VAL_LOSS: float(loss_sum) / n_chunks,
+            N.VAL_MAP: float(cm["map"]),
+        }
         for c in CLASSES:
-            out[f"val_ap_{c}"] = float(cm["per_class"][c])
-        if spot_halves:
-            loose = M.average_map_spots(spot_halves, metric="loose")
-            tight = M.average_map_spots(spot_halves, metric="tight")
-            out["val_average_map"] = float(loose.average_map)
-            out["val_average_map_tight"] = float(tight.average_map)
+            out[N.val_ap(c)] = float(cm["per_class"][c])
+        if scorer is not None and scorer.halves:
+            loose = scorer.results("loose")[cfg.spot_method]
+            tight = scorer.results("tight")[cfg.spot_method]
+            out[N.VAL_AVERAGE_MAP] = float(loose.average_map)
+            out[N.VAL_AVERAGE_MAP_TIGHT] = float(tight.average_map)
             for c in CLASSES:
-                out[f"val_average_map_{c}"] = float(loose.per_class[c])
+                out[N.val_average_map_of(c)] = float(loose.per_class[c])
         return out, {"confusion": cm["confusion"], "labels": cm["labels"]}
 
     # -- internals ------------------------------------------------------------------------------
@@ -362,6 +327,11 @@ class Trainer:
     def _criterion(self) -> nn.Module:
         return nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
 
+    def _autocast(self) -> Any:
+        """The trainer's precision for forward passes (bf16 autocast, or a no-op)."""
+        dev = self.device
+        return torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
     def _loss(
         self, criterion: nn.Module, video: torch.Tensor, audio: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -375,11 +345,10 @@ class Trainer:
         return criterion(logits, y), logits.detach()
 
     def train_epoch(
-        self, epoch: int, train_batches: Callable[[int], Iterable[Mapping[str, Any]]]
-    ) -> tuple[float, float, int, float] | None:
+        self, epoch: int, train_batches: TrainBatches
+    ) -> tuple[float, float, int, float]:
         """One pass over ``train_batches(epoch)``: (mean loss, chunk mAP of the batches as
-        predicted while training, samples, seconds); None when ``should_stop`` was set during
-        the pass (the epoch is abandoned).
+        predicted while training, samples, seconds).
 
         Batches may hold numpy arrays or tensors (already on the device, for a device-resident
         feed). The loop never waits for the device: losses, targets and predictions stay on it
@@ -397,8 +366,6 @@ class Trainer:
         seen_t: list[torch.Tensor] = []
         seen_p: list[torch.Tensor] = []
         for batch in train_batches(epoch):
-            if self.should_stop:
-                return None
             video = to_tensor(batch["video"], dev)  # (B, W, Dv)
             audio = to_tensor(batch["audio"], dev)  # (B, W, Da)
             y = to_tensor(batch["targets"], dev)  # (B, 4)
@@ -407,7 +374,7 @@ class Trainer:
                 p = (pos_count / (n + len(y))).clamp(1e-6, 1 - 1e-6)
                 criterion = nn.BCEWithLogitsLoss(pos_weight=((1 - p) / p).float())
             self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            with self._autocast():
                 loss, logits = self._loss(criterion, video, audio, y)
             loss.backward()
             self.optimizer.step()
@@ -425,33 +392,27 @@ class Trainer:
         return float(loss_sum) / n, float(train_map), n, time.perf_counter() - t0
 
     def _run_epoch(
-        self,
-        epoch: int,
-        train_batches: Callable[[int], Iterable[Mapping[str, np.ndarray]]],
-        valid_halves: Callable[[], Iterable[Half]],
-    ) -> dict[str, float] | None:
+        self, epoch: int, train_batches: TrainBatches, valid_halves: ValidHalves
+    ) -> dict[str, float]:
         t0 = time.perf_counter()
         lr = self.lr
-        trained = self.train_epoch(epoch, train_batches)
-        if trained is None:
-            return None
-        train_loss, train_map, n, train_s = trained
+        train_loss, train_map, n, train_s = self.train_epoch(epoch, train_batches)
         val, chunk_info = self.evaluate(valid_halves())
         metrics: dict[str, float] = {
-            "epoch": float(epoch),
-            "train_loss": train_loss,
-            "train_map": train_map,
+            N.EPOCH: float(epoch),
+            N.TRAIN_LOSS: train_loss,
+            N.TRAIN_MAP: train_map,
             **val,
-            "lr": lr,
-            "train_samples": float(n),
-            "train_samples_per_s": n / train_s if train_s > 0 else float("nan"),
-            "train_time_s": train_s,
-            "epoch_time_s": 0.0,
+            N.LR: lr,
+            N.TRAIN_SAMPLES: float(n),
+            N.TRAIN_SAMPLES_PER_S: n / train_s if train_s > 0 else float("nan"),
+            N.TRAIN_TIME_S: train_s,
+            N.EPOCH_TIME_S: 0.0,
         }
         self.state.epoch = epoch
         self._schedule(epoch, metrics[self.cfg.monitor], chunk_info)
-        metrics["lr_decayed"] = float(self.cfg.schedule != "cosine" and self.lr < lr)
-        metrics["epoch_time_s"] = time.perf_counter() - t0
+        metrics[N.LR_DECAYED] = float(self.cfg.schedule != "cosine" and self.lr < lr)
+        metrics[N.EPOCH_TIME_S] = time.perf_counter() - t0
         self.history.append(metrics)
         return metrics
 
@@ -461,8 +422,8 @@ class Trainer:
         if value > st.best:
             st.best, st.best_epoch = value, epoch
             st.since_best = st.since_change = 0
-            self.best_model_state = _clone_state(self.model.state_dict())
-            self.best_optim_state = copy.deepcopy(self.optimizer.state_dict())
+            self.best_model_state = _cpu_state(self.model.state_dict())
+            self.best_optim_state = _to_cpu(self.optimizer.state_dict())
             self.best_chunk = chunk_info
         else:
             st.since_best += 1
@@ -474,7 +435,7 @@ class Trainer:
                 else:
                     new_lr = self.lr / cfg.lr_decay
                     self.model.load_state_dict(self.best_model_state)
-                    self.optimizer.load_state_dict(copy.deepcopy(self.best_optim_state))
+                    self.optimizer.load_state_dict(self.best_optim_state)  # copied to the device
                     for g in self.optimizer.param_groups:
                         g["lr"] = new_lr
                     st.decays += 1
@@ -486,49 +447,25 @@ class Trainer:
         if st.since_best >= cfg.stop_patience:
             st.finished = "early_stop"
 
-    def _result(self, stop_reason: str, wall_s: float) -> TrainResult:
-        best_epoch = self.state.best_epoch
-        best = next((h for h in self.history if int(h["epoch"]) == best_epoch), {})
-        model: nn.Module | None = None
-        if self.history:
-            best_model = copy.deepcopy(self.model)
-            best_model.load_state_dict(self.best_model_state)
-            best_model.eval()
-            model = best_model.combined() if isinstance(best_model, PairModel) else best_model
-        return TrainResult(
-            config=self.cfg,
-            best_epoch=best_epoch,
-            best_metrics=dict(best),
-            history=list(self.history),
-            model=model,
-            stop_reason=stop_reason,
-            wall_s=wall_s,
-            best_chunk=self.best_chunk,
-        )
-
-
-def _clone_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state.items()}
-
 
 def _cpu_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A copy on the CPU: checkpoints load on any device."""
+    """A copy on the CPU: checkpoints load on any device, and best copies take no GPU memory."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy of an optimizer state dict with every tensor on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def _call_epoch_end(cb: Any, epoch: int, metrics: dict[str, float], trainer: Trainer) -> Any:
-    fn = getattr(cb, "on_epoch_end", None)
-    if fn is None:
-        return None
-    try:
-        n_params = len(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        n_params = 3
-    return fn(epoch, dict(metrics), trainer) if n_params >= 3 else fn(epoch, dict(metrics))
 
 
 # ---- entry points --------------------------------------------------------------------------------
@@ -538,9 +475,9 @@ def train(
     cfg: TrainConfig,
     train_halves: Iterable[Half],
     valid_halves: Sequence[Half],
-    callbacks: Sequence[Any] = (),
+    on_epoch: Callable[[EpochEnd], Any] | None = None,
 ) -> TrainResult:
     """Train on in-memory halves (notebooks, tests): ChunkBatches + Trainer.fit."""
     stream = ChunkBatches(train_halves, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
     valid = list(valid_halves)
-    return Trainer(cfg).fit(stream, lambda: valid, callbacks, pos_freq=stream.pos_freq)
+    return Trainer(cfg).fit(stream, lambda: valid, on_epoch, pos_freq=stream.pos_freq)

@@ -1,14 +1,17 @@
-"""Scoring a model's spots on table halves: shared by the trainer's per-epoch validation and a
-trial's final evaluation of its best checkpoint.
+"""Scoring a model's spots on table halves: the one scoring loop, used by the trainer's
+per-epoch validation and by a search trial's final scoring of its kept epoch.
 
-Halves are scored as the official evaluator does: each half densified to at least the official
-120-minute length (``metrics.official_half_frames``), events and spots at 2 frames/s.
+A half is scored as the official evaluator does: densified to at least the official 120-minute
+length (``metrics.official_half_frames``), events and spots at 2 frames/s. :class:`SpotScorer`
+takes halves one at a time (they stream from Parquet), so a caller that also computes chunk
+metrics reads each half once; :func:`score_spots` is the loop over a stream of halves.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,10 +25,10 @@ from avspot.avmodels.metrics import (
 )
 from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess
 from avspot.avmodels.spotting import predict_half
-from avspot.datasets.halves import Half
+from avspot.datasets.halves import Event, Half
 from avspot.datasets.labels import CLASS_INDEX
 
-__all__ = ["evaluate_checkpoint", "half_spots"]
+__all__ = ["SpotScorer", "Timeline", "half_spots", "score_spots"]
 
 
 def half_spots(half: Half, spots: Sequence[Spot]) -> HalfSpots:
@@ -41,51 +44,81 @@ def half_spots(half: Half, spots: Sequence[Spot]) -> HalfSpots:
     )
 
 
-def evaluate_checkpoint(
+@dataclass
+class Timeline:
+    """One half's true events and the model's spots, for a qualitative figure."""
+
+    title: str
+    events: list[Event]
+    spots: list[Spot]
+    minutes: float
+
+
+class SpotScorer:
+    """Average-mAP of ``model``'s spots over the halves given to :meth:`add`.
+
+    Each half costs one ``predict_half`` pass at ``stride_s``, shared by the post-processing
+    ``methods``; the spots of the first ``keep`` halves (first method) are kept as timelines.
+    ``predict_s`` sums the seconds ``predict_half`` took (the inference cost a search's Pareto
+    front weighs against Average-mAP).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        window_frames: int,
+        *,
+        stride_s: float = 1.0,
+        methods: Iterable[str] = tuple(POSTPROCESS),
+        keep: int = 0,
+    ) -> None:
+        self.model, self.window_frames, self.stride_s = model, int(window_frames), stride_s
+        self.methods = list(methods)
+        self.keep = keep
+        self.scored: dict[str, list[HalfSpots]] = {m: [] for m in self.methods}
+        self.timelines: list[Timeline] = []
+        self.halves = 0
+        self.predict_s = 0.0
+
+    def add(self, half: Half) -> None:
+        t0 = time.perf_counter()
+        probs = predict_half(self.model, half, self.stride_s, window_frames=self.window_frames)
+        self.predict_s += time.perf_counter() - t0  # (n_windows, C) probabilities
+        for i, method in enumerate(self.methods):
+            spots = postprocess(probs, method, stride_s=self.stride_s)
+            self.scored[method].append(half_spots(half, spots))
+            if i == 0 and len(self.timelines) < self.keep:
+                minutes = half.n_frames / float(half.fps) / 60
+                title = f"{half.game} / half {half.half}"
+                self.timelines.append(Timeline(title, list(half.events), spots, minutes))
+        self.halves += 1
+
+    def results(self, metric: str = "loose") -> dict[str, SpottingResult]:
+        """{method: SpottingResult} over the halves added (empty when none were)."""
+        if not self.halves:
+            return {}
+        return {m: average_map_spots(self.scored[m], metric=metric) for m in self.methods}
+
+
+def score_spots(
     model: nn.Module,
     halves: Iterable[Half],
     window_frames: int,
     *,
+    stride_s: float = 1.0,
     methods: Iterable[str] = tuple(POSTPROCESS),
-    timeline_halves: Iterable[Half] = (),
+    keep: int = 0,
     max_halves: int | None = None,
-) -> dict[str, Any]:
-    """Average-mAP (loose) of ``model`` per spotting post-processing over ``halves`` (one
-    forward pass per half, shared by the methods), and (title, events, spots, minutes)
-    timelines of ``timeline_halves`` (NMS spots) for a qualitative plot.
-
-    Returns ``{"spotting": {method: SpottingResult}, "timelines": [...], "halves": n,
-    "predict_s": s}``, ``predict_s`` being the seconds ``predict_half`` took over the n halves
-    (the inference cost a search's Pareto front weighs against Average-mAP).
-    """
-    methods = list(methods)
-    scored: dict[str, list[HalfSpots]] = {m: [] for m in methods}
-    predict_s, n_halves = 0.0, 0
+) -> SpotScorer:
+    """Every half of ``halves`` (at most ``max_halves``) added to a :class:`SpotScorer`."""
+    scorer = SpotScorer(model, window_frames, stride_s=stride_s, methods=methods, keep=keep)
     for i, half in enumerate(halves):
         if max_halves is not None and i >= max_halves:
             break
-        t0 = time.perf_counter()
-        probs = predict_half(model, half, 1.0, window_frames=window_frames)  # (n_s, 3)
-        predict_s += time.perf_counter() - t0
-        n_halves += 1
-        for m in methods:
-            scored[m].append(half_spots(half, postprocess(probs, m, stride_s=1.0)))
-    out: dict[str, Any] = {
-        "spotting": {},
-        "timelines": [],
-        "halves": n_halves,
-        "predict_s": predict_s,
-    }
-    if methods and scored[methods[0]]:
-        spotting: dict[str, SpottingResult] = {
-            m: average_map_spots(scored[m], metric="loose") for m in methods
-        }
-        out["spotting"] = spotting
-    for half in timeline_halves:
-        probs = predict_half(model, half, 1.0, window_frames=window_frames)
-        spots = postprocess(probs, "nms", stride_s=1.0)
-        minutes = half.n_frames / float(half.fps) / 60
-        out["timelines"].append(
-            (f"{half.game} / half {half.half}", list(half.events), spots, minutes)
-        )
-    return out
+        scorer.add(half)
+    return scorer
+
+
+def timeline_tuples(timelines: Sequence[Timeline]) -> list[tuple[Any, ...]]:
+    """(title, events, spots, minutes) rows, as the timeline figure takes them."""
+    return [(t.title, t.events, t.spots, t.minutes) for t in timelines]

@@ -31,10 +31,12 @@ def one_run(table: str, overrides: dict[str, str], tmp: Path, run: int) -> tuple
     from avspot.avmodels.train_config import TrainConfig
     from avspot.avmodels.trainer import Trainer
     from avspot.datasets.table import iter_halves, read_halves
+    from avspot.search.cli.sets import parse_sets
     from avspot.search.tuning.tuner import SearchOptions, run_search
 
     # Bare loop: the train split in memory, in-process batches.
-    cfg = TrainConfig.from_overrides(overrides)
+    typed = parse_sets([f"{k}={v}" for k, v in overrides.items()])
+    cfg = TrainConfig().merge(typed)
     batches = ChunkBatches(read_halves(table, "train"), cfg.model.window_frames, cfg.batch_size)
     bare = Trainer(cfg).fit(batches, lambda: iter_halves(table, "valid"))
     bare_sps = statistics.median(h["train_samples_per_s"] for h in bare.history)

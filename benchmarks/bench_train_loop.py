@@ -70,16 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batching only: {n / dt:,.0f} samples/s ({n} samples, {dt:.2f}s)")
 
         for fusion in args.fusions.split(","):
-            cfg = TrainConfig.from_overrides(
+            cfg = TrainConfig().merge(
                 {
                     "fusion": fusion,
                     "pooling": args.pooling,
-                    "clusters": str(args.clusters),
-                    "pool_out": args.pool_out,
-                    "window_s": str(args.window_s),
-                    "batch_size": str(args.batch_size),
-                    "video_dim": str(halves[0].video.shape[1]),
-                    "audio_dim": str(halves[0].audio.shape[1]),
+                    "clusters": args.clusters,
+                    "pool_out": None if args.pool_out.lower() == "none" else int(args.pool_out),
+                    "window_s": float(args.window_s),
+                    "batch_size": args.batch_size,
+                    "video_dim": int(halves[0].video.shape[1]),
+                    "audio_dim": int(halves[0].audio.shape[1]),
                 }
             )
             trainer = Trainer(cfg)

@@ -57,8 +57,10 @@ def run(table: str, overrides: dict[str, str], epochs: int) -> list[dict[str, fl
     from avspot.avmodels.train_config import TrainConfig
     from avspot.avmodels.trainer import Trainer
     from avspot.datasets.table import read_halves
+    from avspot.search.cli.sets import parse_sets
 
-    cfg = TrainConfig.from_overrides({**overrides, "max_epochs": str(epochs), "monitor": "val_map"})
+    typed = parse_sets([f"{k}={v}" for k, v in overrides.items()])
+    cfg = TrainConfig().merge({**typed, "max_epochs": epochs, "monitor": "val_map"})
     trainer = Trainer(cfg)
     batches = ChunkBatches(read_halves(table, "train"), cfg.model.window_frames, cfg.batch_size)
     valid = read_halves(table, "valid")

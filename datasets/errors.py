@@ -10,11 +10,15 @@ class DataError(ValueError):
 
     The message is one line that names the file, game or parameter and says what is wrong. It
     is scrubbed of secrets (URI passwords, signed-URL signatures, secret environment values):
-    storage and tracking errors quote URLs.
+    storage and tracking errors quote URLs. ``field`` names the parameter (a config field or a
+    function argument) when the error is about one, and the message then starts with it: the
+    command line, the only layer that knows flags, shows it as its flag (``--set lr``,
+    ``--metric``).
     """
 
-    def __init__(self, message: object = "") -> None:
+    def __init__(self, message: object = "", *, field: str | None = None) -> None:
         super().__init__(scrub_text(str(message)))
+        self.field = field
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

@@ -368,10 +368,12 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> None:
             break
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir():
-        raise DataError(f"{what} {path}: {probe_dir} is a file, not a directory")
+        raise DataError(f"{what} {path}: {probe_dir} is a file, not a directory", field=what)
     try:
         fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".avspot-probe-")
     except OSError as exc:
-        raise DataError(f"{what} {path}: cannot write in {probe_dir}: {exc.strerror}") from None
+        raise DataError(
+            f"{what} {path}: cannot write in {probe_dir}: {exc.strerror}", field=what
+        ) from None
     os.close(fd)
     os.unlink(tmp)

@@ -43,11 +43,16 @@ def chunk_labels(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray
     return starts, targets
 
 
-def window_indices(starts: np.ndarray, window_frames: int, n_frames: int) -> np.ndarray:
-    """(B, W) frame indices of windows starting at ``starts``, clamped to the half (edge padding)."""
+def window_indices(
+    starts: np.ndarray, window_frames: int, n_frames: int | np.ndarray
+) -> np.ndarray:
+    """(B, W) frame indices of windows starting at ``starts``, clamped to the half (edge
+    padding): the one definition of a window's frames. ``n_frames`` is the half's length, or
+    (B,) lengths when the windows come from different halves."""
     _check_window(window_frames)
     idx = np.asarray(starts, np.int64)[:, None] + np.arange(int(window_frames))  # (B, W)
-    return np.clip(idx, 0, int(n_frames) - 1)
+    last = np.asarray(n_frames, np.int64)[..., None] - 1  # (1,) or (B, 1)
+    return np.clip(idx, 0, last)
 
 
 def gather_chunks(features: np.ndarray, starts: np.ndarray, window_frames: int) -> np.ndarray:

@@ -22,11 +22,18 @@ from typing import Any
 
 
 def trainer() -> tuple[Any, Any]:
-    """(TrainConfig, train): ``train(cfg, train_halves, valid_halves, callbacks)`` in process."""
+    """(TrainConfig, train): ``train(cfg, train_halves, valid_halves, on_epoch)`` in process."""
     from avspot.avmodels.train_config import TrainConfig
     from avspot.avmodels.trainer import train
 
     return TrainConfig, train
+
+
+def parse_sets(overrides: dict[str, str]) -> dict[str, Any]:
+    """Recorded ``--set`` strings as the typed values the trainer takes (the CLI's parser)."""
+    from avspot.search.cli.sets import parse_sets as parse
+
+    return parse([f"{k}={v}" for k, v in overrides.items()])
 
 
 def data() -> tuple[Any, Any, Any]:

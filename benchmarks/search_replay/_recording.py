@@ -15,7 +15,7 @@ One JSON object (``format`` "avspot-grid-recording", ``version`` 1)::
      "entries": [                                          # one per configuration, any order
        {"key": "fusion=video pooling=netvlad-16 window_s=20.0 lr=0.001",
         "point": {"fusion": "video", "pooling": "netvlad-16", "window_s": 20.0, "lr": 0.001},
-        "overrides": {...},                  # what TrainConfig.from_overrides got
+        "overrides": {...},                  # the --set strings the point was trained with
         "train_config": {...},               # the resolved flat TrainConfig
         "epochs": 8, "stop_reason": "max_epochs", "best_epoch": 7,
         "curves": {"val_average_map": [...], "val_map": [...], "train_loss": [...], ...},

@@ -235,19 +235,14 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
-class _EpochLog:
-    """Trainer callback: one line per epoch with -v."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-
-    def on_epoch_end(self, epoch: int, m: dict[str, float], trainer: Any) -> None:
-        if self.verbose:
-            print(
-                f"    epoch {epoch}: val_average_map {m.get('val_average_map', math.nan):.4f} "
-                f"val_map {m.get('val_map', math.nan):.4f} {m.get('epoch_time_s', 0):.1f}s",
-                flush=True,
-            )
+def _epoch_log(end: Any) -> None:
+    """One line per epoch (with -v)."""
+    m = end.metrics
+    print(
+        f"    epoch {end.epoch}: val_average_map {m.get('val_average_map', math.nan):.4f} "
+        f"val_map {m.get('val_map', math.nan):.4f} {m.get('epoch_time_s', 0):.1f}s",
+        flush=True,
+    )
 
 
 def train_point(
@@ -272,9 +267,9 @@ def train_point(
         "video_dim": int(train_halves[0].video.shape[1]),
         "audio_dim": int(train_halves[0].audio.shape[1]),
     }
-    overrides = {k: str(v) for k, v in overrides.items()}
-    cfg = TrainConfig.from_overrides(overrides)
-    result = train(cfg, train_halves, valid_halves, [_EpochLog(verbose)])
+    overrides = {k: str(v) for k, v in overrides.items()}  # as recorded: --set strings
+    cfg = TrainConfig().merge(_project.parse_sets(overrides))
+    result = train(cfg, train_halves, valid_halves, _epoch_log if verbose else None)
     if result.stop_reason == "interrupted" or not result.history:
         raise KeyboardInterrupt
     hist = result.history

@@ -10,23 +10,17 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from avspot.datasets.errors import DataError
+from avspot.search.cli.sets import parse_sets
 
+# The exit codes (docs/contracts.md): this layer alone owns them.
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
-    """``--set key=value`` arguments as a dict (values parsed later, by the config's types)."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise DataError(f"--set {pair!r}: expected key=value")
-        out[key.strip()] = value.strip()
-    return out
+def _say(line: str) -> None:
+    """A driver line on stdout at once (a module function: Tune pickles its callbacks)."""
+    print(line, flush=True)
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -138,7 +132,7 @@ def spot(args: argparse.Namespace) -> int:
 
     # A bad table or output location is refused before the model is loaded (bad-input policy).
     manifest = check_table(args.data, endpoint=args.endpoint_url)
-    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.out, "out")
     model, _ = load_spotter(args.model, args.device)
     total = manifest.counts["per_split"].get(args.split, {}).get("halves")
     halves = iter_halves(args.data, args.split, endpoint=args.endpoint_url)
@@ -189,7 +183,7 @@ def search(args: argparse.Namespace) -> int:
         fixed=parse_sets(args.set),
         progress=_progress(args),
     )
-    result = run_search(opts)
+    result = run_search(opts, log=_say)
     return EXIT_OK if result.best is not None else EXIT_FAILURE
 
 
@@ -198,15 +192,18 @@ def promote(args: argparse.Namespace) -> int:
     from avspot.search.tracking.registry import promote as run_promote
 
     res = run_promote(args.experiment, alias=args.alias, force=args.force)
-    print(res.message, file=sys.stdout if res.promoted else sys.stderr)
-    return res.exit_code
+    if res.promoted:
+        print(res.message)
+        return EXIT_OK
+    print(f"{res.message} (use --force to promote anyway)", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def report(args: argparse.Namespace) -> int:
     from avspot.datasets.storage import check_writable_dir
     from avspot.search.reporting.report import build_report, compute_lines
 
-    check_writable_dir(args.out, "--out")  # before any MLflow query
+    check_writable_dir(args.out, "out")  # before any MLflow query
     out = build_report(args.experiment, args.out)
     for line in compute_lines(out):  # what each search cost, against the full grid
         print(line)

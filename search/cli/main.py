@@ -11,7 +11,7 @@ import argparse
 import errno
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from avspot.avmodels.metrics import METRICS, MONITORS
 from avspot.avmodels.postprocess import POSTPROCESS
@@ -31,11 +31,42 @@ SPLITS_HELP = (
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+# Every option's flag by its destination (``metric`` -> ``--metric``): the library's errors
+# name fields, and only this layer knows which flag sets each (``flag_message``).
+FLAGS: dict[str, str] = {}
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with the bad-input policy's one-line errors (``avspot --help`` shows usage)."""
+    """argparse with the bad-input policy's one-line errors (``avspot --help`` shows usage);
+    records each option's flag in ``FLAGS``."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"avspot: error: {self.prog}: {message}\n")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs:
+            FLAGS.setdefault(action.dest, longs[0])
+        return action
+
+
+def flag_message(exc: DataError, args: argparse.Namespace | None = None) -> str:
+    """A DataError's message with the field it names shown as the flag that sets it: a config
+    field as ``--set key`` in the commands that take ``--set``, else the option's own flag."""
+    msg, name = str(exc), getattr(exc, "field", None)
+    if not name or msg.startswith("--"):
+        return msg
+    flag = None
+    if args is not None and hasattr(args, "set"):
+        from avspot.avmodels.train_config import TrainConfig
+
+        if name.removeprefix("model.") in TrainConfig.key_types():
+            flag = f"--set {name}"
+    flag = flag or FLAGS.get(name)
+    if flag is None:
+        return msg
+    return flag + msg[len(name) :] if msg.startswith(name) else f"{flag}: {msg}"
 
 
 def _common(p: argparse.ArgumentParser, *, s3: bool = True) -> None:
@@ -247,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except DataError as exc:
-        print(f"avspot: error: {exc}", file=sys.stderr)
+        print(f"avspot: error: {flag_message(exc, args)}", file=sys.stderr)
         return commands.EXIT_BAD_INPUT
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS and not _storage_message(str(exc)):

@@ -7,7 +7,7 @@ It may also define `DEFAULTS` (fixed trainer settings merged under every suggest
 and `BASELINES` (complete points of a non-grid space, evaluated first, in order).
 The keys are the `avspot train --set` keys: ModelConfig and TrainConfig fields. A parameter whose
 name starts with `_` is search-only (e.g. a grid axis that the space turns into real keys): the
-trial drops it before building the trainer config (`trainer_overrides`).
+trial drops it before merging the suggestions into its config (`tuning.trial.trial_config`).
 """
 
 from __future__ import annotations
@@ -45,11 +45,6 @@ class Space:
         return n
 
 
-def trainer_overrides(config: dict[str, Any]) -> dict[str, str]:
-    """A trial config -> `--set`-style overrides for TrainConfig (search-only keys dropped)."""
-    return {k: str(v) for k, v in config.items() if not k.startswith("_")}
-
-
 def available_spaces() -> list[str]:
     """Names of the shipped spaces (the modules of this package)."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
@@ -59,7 +54,9 @@ def get_space(name: str) -> Space:
     """Load a space by name; an unknown name fails with the list of valid ones."""
     names = available_spaces()
     if name not in names:
-        raise DataError(f"--space {name!r}: unknown search space; valid: {', '.join(names)}")
+        raise DataError(
+            f"space {name!r}: unknown search space; valid: {', '.join(names)}", field="space"
+        )
     module = importlib.import_module(f"{__name__}.{name}")
     doc = (module.__doc__ or "").strip().splitlines()
     return Space(

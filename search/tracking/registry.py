@@ -51,7 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from avspot.avmodels.config import ModelConfig
 
-EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 LOCK_WAIT_S = 60.0  # how long `promote` waits for a concurrent one to finish
 LOCK_STALE_S = 300.0  # a promotion lock this old was left by a process that died
 
@@ -65,7 +64,6 @@ class PromotionResult:
     version: str | None
     previous: str | None
     message: str
-    exit_code: int
 
 
 def _model_source(client: MlflowClient, run_id: str) -> tuple[str, str | None]:
@@ -181,9 +179,9 @@ def promote(
 ) -> PromotionResult:
     """Move `alias` to `experiment`'s latest challenger when it beats the current holder.
 
-    Refused (exit code 1) when the holder was measured on another data fingerprint or with
-    another metric, or scores at least as well; `force` promotes anyway. No experiment or no
-    challenger: DataError (exit code 2).
+    Refused (``promoted`` False) when the holder was measured on another data fingerprint or
+    with another metric, or scores at least as well; `force` promotes anyway. No experiment or
+    no challenger: DataError.
     """
     client = get_client(uri)
     if client.get_experiment_by_name(experiment) is None:
@@ -219,7 +217,6 @@ def _promote_locked(
             str(challenger.version),
             str(current.version),
             f"{model_name} version {challenger.version} already holds @{alias}",
-            EXIT_OK,
         )
         _say(out, res.message)
         return res
@@ -250,8 +247,7 @@ def _promote_locked(
             alias,
             str(challenger.version),
             str(current.version) if current else None,
-            f"refused: {reason} (use --force to promote anyway)",
-            EXIT_REFUSED,
+            f"refused: {reason}",
         )
         _say(out, res.message)
         return res
@@ -273,7 +269,7 @@ def _promote_locked(
         + (f", replacing version {prev} ({shown}={_fmt(hv)})" if prev else " (first holder)")
         + (" [forced]" if force and reason else "")
     )
-    res = PromotionResult(True, alias, str(challenger.version), prev, msg, EXIT_OK)
+    res = PromotionResult(True, alias, str(challenger.version), prev, msg)
     _say(out, msg)
     return res
 
@@ -400,7 +396,9 @@ def load_spotter(model_uri: str, device: str = "cpu") -> tuple[nn.Module, ModelC
         if path.is_file():
             return load_model(path, dev)
         if not (path / "MLmodel").is_file():
-            raise DataError(f"--model {model_uri}: no such model file or MLflow model directory")
+            raise DataError(
+                f"model {model_uri}: no such model file or MLflow model directory", field="model"
+            )
         local = path
     else:
         local = _download(model_uri)
@@ -408,7 +406,9 @@ def load_spotter(model_uri: str, device: str = "cpu") -> tuple[nn.Module, ModelC
     if not ckpt.is_file():
         found = sorted(local.glob("artifacts/**/checkpoint"))
         if not found:
-            raise DataError(f"--model {model_uri}: not an avspot spotter (no artifacts/checkpoint)")
+            raise DataError(
+                f"model {model_uri}: not an avspot spotter (no artifacts/checkpoint)", field="model"
+            )
         ckpt = found[0]
     return load_model(ckpt, dev)
 
@@ -423,4 +423,6 @@ def _download(model_uri: str) -> Path:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except (MlflowException, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"--model {model_uri}: cannot load ({scrub_text(msg[:300])})") from None
+        raise DataError(
+            f"model {model_uri}: cannot load ({scrub_text(msg[:300])})", field="model"
+        ) from None

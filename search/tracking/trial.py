@@ -1,31 +1,29 @@
-"""The MLflow child run of one trial: a trainer callback, created inside the trial.
+"""The MLflow child run of one trial: what the trial function logs, in the order it logs it.
 
-Per epoch it logs the trainer's numeric metrics at step = epoch. At the end of training:
-the best epoch's metrics as ``best_<key>`` plus ``best_epoch``; with table halves to score, the
-best checkpoint's Average-mAP per spotting method (``val_average_map_<method>``), the
-mAP-vs-tolerance curve and event timelines; plots and JSON as artifacts; the best model as the
-MLflow model ``model``.
+``TrialRun(...)`` opens the run (or reopens it when the trial's process restarts: epochs up to
+``logged_through`` were logged before and are skipped); ``log_epoch`` logs an epoch's numeric
+metrics and the cumulative cost at step = epoch and waits until they are stored (the trial's
+Tune report follows, after which a scheduler may end the process); ``log_result`` logs the
+best epoch's summary, the kept epoch's full scores (``full_val_average_map``, per spotting
+method), figures and JSON, and the model; ``close`` ends the run. It calls nothing back.
 
 Compute accounting: every epoch (and once more when the run closes) the trial's cumulative
 ``trial_wall_s`` and the device time of the resources it holds, ``cpu_core_s`` and ``gpu_s``
-(wall time x the CPUs / GPUs Ray assigned), at step = epoch: trials that ASHA stops never reach
-``on_train_end``, so their cost is already recorded. Inference cost for the Pareto front:
-``n_params`` of the evaluated model (after the first epoch and of the final model) and
-``spot_s_per_half``, seconds of ``predict_half`` per validation half in the final evaluation.
-A trial whose process restarts reopens its run and adds to the cost logged before.
-
-The run ends FINISHED after ``on_train_end``; the trainable calls ``close("FAILED", exc)`` on
-an exception (or uses the callback as a context manager); ``close`` is idempotent and never
-overwrites a status set by the driver (KILLED after an ASHA stop).
+(wall time x the CPUs / GPUs Ray assigned): trials that ASHA stops never reach ``log_result``,
+so their cost is already recorded. Inference cost for the Pareto front: ``n_params`` of the
+evaluated model and ``spot_s_per_half``, seconds of ``predict_half`` per validation half in the
+final scoring. ``close`` is idempotent and never overwrites a status set by the driver (KILLED
+after an ASHA stop).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from avspot.avmodels import names as N
 from avspot.search import plots
 from avspot.search.tracking.client import (
     flush_logs,
@@ -61,15 +59,13 @@ from avspot.search.tracking.scrub import flatten, scrub_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from avspot.avmodels.metrics import SpottingResult
-    from avspot.avmodels.trainer import Trainer, TrainResult
-    from avspot.datasets.halves import Half
+    from avspot.avmodels.train_result import TrainResult
+    from avspot.avmodels.validation import SpotScorer
     from avspot.datasets.manifest import Manifest
 
-HalvesFn = Callable[[str], Iterable["Half"]]  # split -> its halves (streamed)
 
-
-class MLflowTrialCallback:
-    """Trainer callback that records one trial as a child run of the search's parent run."""
+class TrialRun:
+    """One trial recorded as a child run of the search's parent run."""
 
     def __init__(
         self,
@@ -81,12 +77,9 @@ class MLflowTrialCallback:
         trial_id: str | None = None,
         data_uri: str | None = None,
         manifest: Manifest | None = None,
-        halves: HalvesFn | None = None,
         tags: Mapping[str, Any] | None = None,
         log_model: bool = True,
         log_plots: bool = True,
-        eval_max_halves: int | None = None,
-        timeline_halves: int = 2,
         input_example_frames: int = 240,
         cpus: float = 1.0,
         gpus: float = 0.0,
@@ -98,11 +91,8 @@ class MLflowTrialCallback:
         parent = retry(self.client.get_run, parent_run_id)
         self.parent_run_id = parent_run_id
         self.experiment_id = parent.info.experiment_id
-        self.halves = halves
         self.log_model = log_model
         self.log_plots = log_plots
-        self.eval_max_halves = eval_max_halves
-        self.timeline_halves = timeline_halves
         self.input_example_frames = input_example_frames
         self.model_uri: str | None = None
         self.status: str | None = None
@@ -134,23 +124,22 @@ class MLflowTrialCallback:
         if data_uri is not None and manifest is not None:
             log_table_input(self.client, self.run_id, data_uri, manifest)
 
-    # -- trainer hooks --------------------------------------------------------------------------
+    # -- per epoch ------------------------------------------------------------------------------
 
-    def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any], trainer: Trainer) -> None:
-        """Log this epoch's numeric metrics and the cumulative cost so far at step = epoch (the
-        parameter count too, after the first epoch: a stopped trial has it as well)."""
+    def log_epoch(
+        self, epoch: int, metrics: Mapping[str, Any], *, n_params: int | None = None
+    ) -> None:
+        """Log this epoch's numeric metrics and the cumulative cost so far at step = epoch (and
+        ``n_params`` with the first epoch logged: a stopped trial has it too), then wait until
+        they are stored (through a server outage, bounded): the trial's report follows."""
         if epoch <= self.logged_through:  # logged before this trial's process restarted
             return
-        row = {k: v for k, v in metrics.items() if k != "epoch"}
+        row = {k: v for k, v in metrics.items() if k != N.EPOCH}
         row.update(self.cost())
-        if self._last_step == 0 and trainer is not None:
-            from avspot.avmodels.fusion import count_parameters
-
-            row[M_N_PARAMS] = count_parameters(trainer.eval_model())
+        if self._last_step == 0 and n_params is not None:
+            row[M_N_PARAMS] = n_params
         self._last_step = max(self._last_step, int(epoch))
         log_metrics(self.client, self.run_id, row, step=epoch)
-        # The trial's report follows, after which a scheduler may end this process: the epoch's
-        # metrics must be stored first (waits through a server outage, bounded).
         flush_logs(self.client)
 
     def cost(self) -> dict[str, float]:
@@ -160,10 +149,14 @@ class MLflowTrialCallback:
         now = {M_TRIAL_WALL_S: wall, M_CPU_CORE_S: wall * self.cpus, M_GPU_S: wall * self.gpus}
         return {k: v + self._cost_before.get(k, 0.0) for k, v in now.items()}
 
-    def on_train_end(self, result: TrainResult) -> None:
-        """Best-epoch summary, evaluation artifacts and the model; the run ends FINISHED."""
-        summary: dict[str, Any] = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        summary["best_epoch"] = result.best_epoch
+    # -- the end of training ----------------------------------------------------------------------
+
+    def log_result(self, result: TrainResult, scores: SpotScorer | None = None) -> None:
+        """The best epoch's summary; with ``scores`` (the kept epoch scored in full: every
+        validation half at 1 s, every spotting method) its ``full_`` values, per-method
+        Average-mAP and inference cost; figures and JSON; the model."""
+        summary: dict[str, Any] = {N.best(k): v for k, v in result.best_metrics.items()}
+        summary[N.BEST_EPOCH] = result.best_epoch
         summary["epochs"] = len(result.history)
         summary["wall_s"] = result.wall_s
         if result.model is not None:
@@ -171,28 +164,21 @@ class MLflowTrialCallback:
 
             summary[M_N_PARAMS] = count_parameters(result.model)
         log_metrics(self.client, self.run_id, summary, step=result.best_epoch)
-        evaluation: dict[str, Any] = {}
-        if self.halves is not None and result.model is not None:
-            try:
-                evaluation = self._evaluate(result)
-            except Exception as exc:  # noqa: BLE001 - the trial's result stands without it
-                self.client.set_tag(
-                    self.run_id, TAG_EVAL_ERROR, scrub_text(f"{type(exc).__name__}: {exc}")[:5000]
-                )
-        if evaluation.get("halves"):
-            per_half = evaluation["predict_s"] / evaluation["halves"]
+        spotting = scores.results("loose") if scores is not None else {}
+        if scores is not None and scores.halves:
+            per_half = scores.predict_s / scores.halves
             log_metrics(self.client, self.run_id, {M_SPOT_S_PER_HALF: per_half})
-        full = evaluation.get("spotting", {}).get(result.config.spot_method)
+        full = spotting.get(result.config.spot_method)
         if full is not None:  # the kept epoch scored in full: every half, 1 s stride
-            full_values = {"full_val_average_map": full.average_map}
-            full_values["full_val_map"] = result.best_metrics.get("val_map")  # always complete
+            full_values = {N.full(N.VAL_AVERAGE_MAP): full.average_map}
+            full_values[N.full(N.VAL_MAP)] = result.best_metrics.get(N.VAL_MAP)  # complete
             log_metrics(self.client, self.run_id, full_values, step=result.best_epoch)
         self.log_evaluation(
             history=result.history,
             schedule=result.config.schedule,
             confusion=result.best_chunk.get("confusion"),
-            spotting=evaluation.get("spotting"),
-            timelines=evaluation.get("timelines"),
+            spotting=spotting or None,
+            timelines=_timelines(scores),
         )
         if self.log_model and result.model is not None:
             from avspot.search.tracking.pyfunc import log_spotter_model
@@ -207,25 +193,16 @@ class MLflowTrialCallback:
                 example_frames=self.input_example_frames,
             )
             retry(self.client.set_tag, self.run_id, TAG_MODEL_URI, self.model_uri)
-        self.close("FINISHED")
 
-    def _evaluate(self, result: TrainResult) -> dict[str, Any]:
-        from avspot.avmodels.validation import evaluate_checkpoint
-
-        assert self.halves is not None and result.model is not None
-        timeline = []
-        if self.timeline_halves > 0:
-            for i, half in enumerate(self.halves("test")):
-                if i >= self.timeline_halves:
-                    break
-                timeline.append(half)
-        return evaluate_checkpoint(
-            result.model,
-            self.halves("valid"),
-            result.config.model.window_frames,
-            timeline_halves=timeline,
-            max_halves=self.eval_max_halves,
-        )
+    @contextlib.contextmanager
+    def tagging_errors(self) -> Iterator[None]:
+        """Run a step whose failure must not fail the trial: its error becomes the run's
+        ``avspot.eval_error`` tag."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - the trial's result stands without it
+            msg = scrub_text(f"{type(exc).__name__}: {exc}")[:5000]
+            self.client.set_tag(self.run_id, TAG_EVAL_ERROR, msg)
 
     # -- artifacts --------------------------------------------------------------------------------
 
@@ -310,7 +287,7 @@ class MLflowTrialCallback:
         else:
             self.status = current
 
-    def __enter__(self) -> MLflowTrialCallback:
+    def __enter__(self) -> TrialRun:
         return self
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> None:
@@ -324,3 +301,9 @@ class MLflowTrialCallback:
 
 def _tolist(obj: Any) -> Any:
     return obj.tolist() if hasattr(obj, "tolist") else obj
+
+
+def _timelines(scores: SpotScorer | None) -> list[tuple[Any, ...]] | None:
+    if scores is None or not scores.timelines:
+        return None
+    return [(t.title, t.events, t.spots, t.minutes) for t in scores.timelines]

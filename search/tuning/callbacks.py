@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ray import tune
 
@@ -32,10 +33,10 @@ def summary(config: dict[str, Any]) -> str:
 
 
 class ProgressCallback(tune.Callback):
-    """One line per epoch a trial reports and one per trial that ends, on ``out``."""
+    """One line per epoch a trial reports and one per trial that ends, through ``log``."""
 
-    def __init__(self, metric: str, total: int | None, out: TextIO) -> None:
-        self.metric, self.total, self.out, self.done = metric, total, out, 0
+    def __init__(self, metric: str, total: int | None, log: Callable[[str], None]) -> None:
+        self.metric, self.total, self.log, self.done = metric, total, log, 0
         self.best: dict[str, float] = {}
         self.number: dict[str, int] = {}
 
@@ -44,7 +45,7 @@ class ProgressCallback(tune.Callback):
         return f"trial {n}{f'/{self.total}' if self.total else ''} {trial.trial_id}"
 
     def _say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        self.log(line)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any):
         value = result.get(self.metric)

@@ -1,6 +1,6 @@
 """How many trials run at once, with how many threads, and on which Ray.
 
-A cluster (``--address``): trials run at once as the cluster's resources allow for the per-trial
+A cluster (an ``address``): trials run at once as the cluster's resources allow for the per-trial
 request (its GPUs when a trial asks for some, else its CPUs); a trial runs as many torch
 threads as the CPUs it holds. The "keep a CPU for Ray Data" rule is local only: on a cluster
 Ray Data's tasks are scheduled on any node. A search on more than one machine (or on a head that
@@ -44,7 +44,7 @@ def cluster_concurrent(
 ) -> int:
     """Trials at once on a cluster whose total resources are ``resources`` (``ray.
     cluster_resources()``): as asked, else what its GPUs (when trials take GPUs) or CPUs hold.
-    An autoscaling cluster that has no room for a trial yet needs ``--max-concurrent``."""
+    An autoscaling cluster that has no room for a trial yet needs ``max_concurrent``."""
     if requested is not None:
         return requested
     if gpus > 0:
@@ -54,8 +54,9 @@ def cluster_concurrent(
         what = f"{resources.get('CPU', 0):g} CPUs"
     if n < 1:
         raise DataError(
-            f"--max-concurrent: the cluster has {what} now, too few for one trial (an autoscaling "
-            "cluster adds workers on demand); pass --max-concurrent N"
+            f"max_concurrent: the cluster has {what} now, too few for one trial (an autoscaling "
+            "cluster adds workers on demand): set how many trials run at once",
+            field="max_concurrent",
         )
     return n
 
@@ -82,8 +83,9 @@ def check_cluster_plan(
             )
     if not (storage or "").startswith("s3://"):
         raise DataError(
-            f"--storage {storage or './ray_results'}: local storage on {where}; trials on other "
-            "nodes write their checkpoints elsewhere: pass --storage s3://BUCKET/ray_results"
+            f"storage {storage or './ray_results'}: local storage on {where}; trials on other "
+            "nodes write their checkpoints elsewhere: use s3://BUCKET/ray_results",
+            field="storage",
         )
 
 
@@ -104,9 +106,10 @@ def check_local_plan(address: str | None, concurrent: int, cpus: float | None) -
     need = concurrent * cpus_per_trial(cpus)
     if need > machine - DATA_CPUS and machine > DATA_CPUS:
         raise DataError(
-            f"--max-concurrent {concurrent} x --cpus-per-trial {cpus_per_trial(cpus):g} leaves "
+            f"max_concurrent {concurrent} x cpus_per_trial {cpus_per_trial(cpus):g} leaves "
             f"less than {DATA_CPUS:g} of this machine's {machine} CPUs for Ray Data's read "
-            "tasks: the trials would wait for data forever; lower one of them"
+            "tasks: the trials would wait for data forever; lower one of them",
+            field="max_concurrent",
         )
 
 
@@ -148,7 +151,7 @@ def cluster_layout() -> tuple[dict[str, float], int, bool]:
 def check_builds(expected: str, timeout_s: float = 120.0) -> None:
     """Refuse at once a cluster whose nodes run another avspot than the driver: one zero-CPU
     task pinned to every alive node reports its build id. (Nodes that join later are checked
-    by each trial: ``tuning.trainable``.)"""
+    by each trial: ``tuning.trial``.)"""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

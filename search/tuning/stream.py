@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from avspot.avmodels.data import ChunkBatches
-from avspot.datasets.halves import Half
 from avspot.datasets.manifest import Manifest
-from avspot.datasets.table import halves_from_arrow, ray_read
+from avspot.datasets.table import halves_from_arrow, ray_read, read_halves
 from avspot.datasets.windows import chunk_labels, gather_chunks
 
 # Fraction of a CPU that each Ray Data task asks for: on a 2-CPU machine whole-CPU read tasks
@@ -230,38 +229,6 @@ def memory_budget() -> int:
     return min(total // 4, 16 << 30)
 
 
-def read_split(data_uri: str, split: str, endpoint: str | None, threads: int = 4) -> list[Half]:
-    """Every half of a split in memory, its Parquet files read by ``threads`` threads (pyarrow
-    releases the GIL while it reads and decodes), in (game, half) order.
-
-    On a 40-game table on 2 CPUs this read the train split in 4.7 s where Ray Data's read tasks
-    took 24 s to hand the same halves to the trial (scheduling, the object store, one batch
-    per half): a split read once per trial is faster read in the trial itself.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow.parquet as pq
-
-    from avspot.datasets.storage import call_with_backoff
-    from avspot.datasets.table import data_files
-
-    fs, paths = data_files(data_uri, split, endpoint, patient=True)
-
-    def read_part(path: str) -> list[Half]:
-        with fs.open_input_file(path) as f:
-            pf = pq.ParquetFile(f)
-            return [
-                h for i in range(pf.num_row_groups) for h in halves_from_arrow(pf.read_row_group(i))
-            ]
-
-    def read(path: str) -> list[Half]:  # an S3 outage mid-search is waited for (bounded)
-        return call_with_backoff(lambda: read_part(path), data_uri, f"reading {path}")
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        halves = [h for part in pool.map(read, paths) for h in part]
-    return sorted(halves, key=lambda h: (h.game, h.half))
-
-
 class MemoryFeed:
     """Epoch -> batches gathered from the train split held in memory (on ``device`` if given).
 
@@ -277,7 +244,8 @@ class MemoryFeed:
     def _load(self) -> None:
         try:
             sp = self.spec
-            halves = read_split(sp.data_uri, "train", sp.endpoint)
+            # patient: an S3 outage mid-search is waited for (bounded)
+            halves = read_halves(sp.data_uri, "train", endpoint=sp.endpoint, patient=True)
             self._batches = ChunkBatches(
                 halves, sp.window_frames, sp.batch_size, seed=sp.seed, device=self.device
             )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from avspot.avmodels.metrics import MONITORS
+from avspot.avmodels import names as N
 from avspot.avmodels.train_config import TrainConfig
 from avspot.datasets.errors import DataError
 from avspot.datasets.manifest import Manifest
@@ -35,6 +35,8 @@ from avspot.search.tracking.wheel import build_id
 from avspot.search.tuning import resources
 from avspot.search.tuning.callbacks import EndStoppedRunsCallback, ProgressCallback, summary
 from avspot.search.tuning.searcher import build_searcher
+
+Log = Callable[[str], None]  # where the driver's lines go (the command line passes print)
 
 DEFAULT_MAX_EPOCHS = 12
 # Per-epoch validation spotting stride of a search. benchmarks/bench_validation.py (synthetic,
@@ -57,7 +59,7 @@ class SearchOptions:
     experiment: str | None = None
     address: str | None = None
     resume: bool = False
-    metric: str = "val_average_map"
+    metric: str = N.DEFAULT_MONITOR
     time_budget_s: float | None = None
     max_epochs: int | None = None
     seed: int = 0
@@ -70,12 +72,11 @@ class SearchOptions:
     # trial-epochs, median of 10 seeds; grace 1, rf 3 stalled at 97.4%)
     grace_period: int = 2
     reduction_factor: float = 2.0
-    fixed: dict[str, str] = field(default_factory=dict)  # `--set` overrides on every trial
+    fixed: dict[str, Any] = field(default_factory=dict)  # typed values fixed on every trial
     # Per-epoch validation spots at this stride (what ASHA and TPE see); each completed trial's
     # kept epoch is then scored in full, at 1 s (benchmarks/bench_validation.py: same winners).
     val_stride_s: float = VAL_STRIDE_S
-    progress: bool = True  # a line per trial-epoch and per finished trial on `out`
-    out: Any = field(default=sys.stdout, repr=False)
+    progress: bool = True  # a line per trial-epoch and per finished trial
 
     @property
     def experiment_name(self) -> str:
@@ -112,44 +113,66 @@ def _trials(space: Space, opts: SearchOptions) -> int:
     return space.grid_size or 24
 
 
-def _validate(opts: SearchOptions) -> tuple[Space, Manifest]:
+def base_config(opts: SearchOptions, space: Space) -> TrainConfig:
+    """The config every trial starts from: the search's metric, seed and validation stride,
+    and the number of epochs (``max_epochs`` fixed on every trial, else the option, else the
+    space's default, else 12), resolved here once. Validated: bad values fail now."""
+    max_epochs = (
+        opts.fixed.get("max_epochs")
+        or opts.max_epochs
+        or space.defaults.get("max_epochs")
+        or DEFAULT_MAX_EPOCHS
+    )
+    base = TrainConfig(monitor=opts.metric, seed=opts.seed, val_stride_s=opts.val_stride_s)
+    return base.merge({**opts.fixed, "max_epochs": int(max_epochs)})
+
+
+def _validate(opts: SearchOptions) -> tuple[Space, Manifest, TrainConfig]:
     space = get_space(opts.space)
-    if opts.metric not in MONITORS:
-        raise DataError(f"--metric {opts.metric!r}: expected one of {', '.join(MONITORS)}")
+    if opts.metric not in N.MONITORS:
+        raise DataError(
+            f"metric {opts.metric!r}: expected one of {', '.join(N.MONITORS)}", field="metric"
+        )
     if opts.trials is not None and opts.trials < 1:
-        raise DataError(f"--trials {opts.trials}: must be at least 1")
-    if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
-        raise DataError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
-    if opts.fixed:
-        TrainConfig.from_overrides(dict(opts.fixed))  # unknown keys / bad values: DataError now
+        raise DataError(f"trials {opts.trials}: must be at least 1", field="trials")
+    if opts.gpus_per_trial < 0:
+        raise DataError(
+            f"gpus_per_trial {opts.gpus_per_trial}: must be >= 0", field="gpus_per_trial"
+        )
+    if opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0:
+        raise DataError(
+            f"cpus_per_trial {opts.cpus_per_trial}: must be > 0", field="cpus_per_trial"
+        )
+    base = base_config(opts, space)  # unknown keys / bad values: DataError now
     if not opts.address:
         resources.check_local_plan(None, _concurrent(opts), opts.cpus_per_trial)
     manifest = check_table(opts.data, endpoint=opts.endpoint)  # a bad part: refused now
     if opts.tracking:
         get_client()  # a file: URI, an unreachable server: refused before anything is written
     if not (opts.storage or "").startswith("s3://"):
-        check_writable_dir(opts.storage or "ray_results", "--storage")
+        check_writable_dir(opts.storage or "ray_results", "storage")
     per_split = manifest.counts.get("per_split", {})
     for split in ("train", "valid"):
         if per_split and not per_split.get(split, {}).get("halves"):
             raise DataError(f"{opts.data}: the {split!r} split is empty; a search needs it")
-    return space, manifest
+    return space, manifest, base
 
 
 def _concurrent(opts: SearchOptions) -> int:
     return resources.max_concurrent(opts.max_concurrent, opts.cpus_per_trial)
 
 
-def run_search(opts: SearchOptions) -> SearchResult:
-    """Run (or resume) a search; returns the leaderboard and where everything is."""
+def run_search(opts: SearchOptions, log: Log = print) -> SearchResult:
+    """Run (or resume) a search; returns the leaderboard and where everything is. The
+    driver's lines (progress, leaderboard) go to ``log``."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from avspot.search.tuning.trainable import TrialContext, train_trial
+    from avspot.search.tuning.trial import TrialContext, train_trial
 
     t0 = time.perf_counter()
     opts = replace(opts, data=absolute_uri(opts.data))  # trials run in other directories
-    space, manifest = _validate(opts)
+    space, manifest, base = _validate(opts)
     root, fs = _storage(opts)
     exp_path = f"{root.rstrip('/')}/{opts.experiment_name}"
     local = fs is None
@@ -164,7 +187,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         else (Path(exp_path).exists() and tune.Tuner.can_restore(exp_path))
     )
     if opts.resume and not exists:
-        raise DataError(f"--resume: no search to resume at {exp_path}")
+        raise DataError(f"resume: no search to resume at {exp_path}", field="resume")
     if not opts.resume and exists:
         raise DataError(
             f"{exp_path} already holds a search; pass --resume to continue it "
@@ -172,7 +195,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         )
     if local:  # only now: a refused search leaves no directory behind
         Path(root).mkdir(parents=True, exist_ok=True)
-    max_epochs = opts.max_epochs or int(space.defaults.get("max_epochs", DEFAULT_MAX_EPOCHS))
+    max_epochs = base.max_epochs
     build = build_id()
     machines = 1
     if opts.address:  # a cluster: refuse what its other nodes cannot reach, before any run
@@ -214,16 +237,14 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
     resources.init_ray(opts.address)
     ctx = TrialContext(
+        base=base,
         data_uri=opts.data,
-        endpoint=opts.endpoint,
         metric=opts.metric,
-        max_epochs=max_epochs,
+        endpoint=opts.endpoint,
         tracking_uri=tracking_uri() if opts.tracking else None,
         parent_run_id=parent_run_id,
         manifest=manifest,
-        seed=opts.seed,
-        fixed=dict(opts.fixed),
-        val_stride_s=opts.val_stride_s,
+        fixed={**opts.fixed, "max_epochs": max_epochs},
         threads=resources.trial_threads(opts.address, concurrent, opts.cpus_per_trial),
         build_id=build if machines > 1 else None,  # one machine runs one installation
     )
@@ -234,7 +255,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), trial_resources)
     callbacks: list[Any] = []
     if opts.progress:
-        callbacks.append(ProgressCallback(opts.metric, _trials(space, opts), opts.out))
+        callbacks.append(ProgressCallback(opts.metric, _trials(space, opts), log))
     if parent_run_id is not None:
         callbacks.append(EndStoppedRunsCallback(parent_run_id))
 
@@ -246,7 +267,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
             resume_errored=True,
             storage_filesystem=fs,
         )
-        print(f"resuming {exp_path}", file=opts.out, flush=True)
+        log(f"resuming {exp_path}")
     else:
         study_path = None
         if local:
@@ -303,7 +324,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         from avspot.search.reporting.analysis import log_search_analysis
 
         for line in log_search_analysis(parent_run_id):  # compute totals, analysis/ artifacts
-            print(line, file=opts.out, flush=True)
+            log(line)
         runs.finish_search_run(
             parent_run_id,
             "FINISHED" if result.best is not None else "FAILED",
@@ -318,7 +339,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
             if result.model_version
             else None,
         )
-    _print_leaderboard(result, opts)
+    _print_leaderboard(result, opts, log)
     return result
 
 
@@ -359,24 +380,18 @@ def _leaderboard(grid: Any, opts: SearchOptions, path: str, wall_s: float) -> Se
     )
 
 
-def _print_leaderboard(result: SearchResult, opts: SearchOptions) -> None:
-    out = opts.out
-    print(
+def _print_leaderboard(result: SearchResult, opts: SearchOptions, log: Log) -> None:
+    log(
         f"\n{result.trials} trials, {result.trial_epochs} trial-epochs, "
-        f"{result.stopped_early} stopped early by ASHA, {result.wall_s / 60:.1f} min",
-        file=out,
+        f"{result.stopped_early} stopped early by ASHA, {result.wall_s / 60:.1f} min"
     )
-    print(f"{'rank':>4}  {opts.metric:>15}  {'epochs':>6}  config", file=out)
+    log(f"{'rank':>4}  {opts.metric:>15}  {'epochs':>6}  config")
     for i, r in enumerate(result.rows[:15], 1):
         flag = " (error)" if r["error"] else ""
-        print(
-            f"{i:>4}  {r['best']:>15.4f}  {r['epochs']:>6}  {summary(r['config'])}{flag}", file=out
-        )
-    print(f"\nresults: {result.path}", file=out)
+        log(f"{i:>4}  {r['best']:>15.4f}  {r['epochs']:>6}  {summary(r['config'])}{flag}")
+    log(f"\nresults: {result.path}")
     if result.parent_run_id:
-        print(f"MLflow: parent run {result.parent_run_id} in {tracking_uri()}", file=out)
+        log(f"MLflow: parent run {result.parent_run_id} in {tracking_uri()}")
         if result.model_version:
-            print(
-                f"registered avspot-spotter version {result.model_version} as @challenger", file=out
-            )
-    print(file=out, flush=True)
+            log(f"registered avspot-spotter version {result.model_version} as @challenger")
+    log("")

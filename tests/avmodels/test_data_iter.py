@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avspot.avmodels.data import ChunkBatches, gather_windows, iter_chunk_batches
+from avspot.avmodels.data import ChunkBatches
 from avspot.avmodels.metrics import events_to_dense
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Event, Half
+from avspot.datasets.windows import gather_chunks
 
 RAW = {"card": "y-card", "subs": "substitution-in", "soccer": "soccer-ball"}
 
@@ -20,9 +21,9 @@ def _half(i: int, n: int = 100, d: int = 3, events: tuple = ()) -> Half:
     return Half(f"g{i}", 1, "train", 2.0, video, audio, ev)
 
 
-def test_gather_windows_edge_pads_both_ends() -> None:
+def test_gather_chunks_edge_pads_both_ends() -> None:
     x = np.arange(10, dtype=np.float32)[:, None]  # (10, 1)
-    out = gather_windows(x, np.array([-2, 0, 7]), 4)  # (3, 4, 1)
+    out = gather_chunks(x, np.array([-2, 0, 7]), 4)  # (3, 4, 1)
     assert out.shape == (3, 4, 1) and out.dtype == np.float32
     assert out[:, :, 0].tolist() == [[0, 0, 0, 1], [0, 1, 2, 3], [7, 8, 9, 9]]
 
@@ -42,6 +43,18 @@ def test_chunk_batches_shapes_cover_every_chunk_once() -> None:
         seen += [(int(v // 1000), int(v % 1000) // 3) for v in first]
     assert sorted(seen) == [(h, s) for h in range(3) for s in range(0, 100, 10)]
     assert stream.pos_freq.tolist() == pytest.approx([0.1, 0, 0.1, 0.8])
+    assert stream.describe()["positives"] == [3, 0, 3, 24]
+
+
+def test_float16_features_stay_float16_until_the_device() -> None:
+    from avspot.avmodels.device import to_tensor
+
+    h = _half(0)
+    h.video, h.audio = h.video.astype(np.float16), h.audio.astype(np.float16)
+    b = next(iter(ChunkBatches([h], 10, 4)(1)))
+    assert b["video"].dtype == np.float16 and b["targets"].dtype == np.float32
+    t = to_tensor(b["video"], "cpu")
+    assert t.dtype.is_floating_point and t.dtype.itemsize == 4
 
 
 def test_chunk_batches_targets_follow_their_windows() -> None:
@@ -85,8 +98,10 @@ def test_read_only_inputs_and_no_halves() -> None:
 
 def test_validation_chunks_in_order_and_dense_targets() -> None:
     h = _half(0, n=35, events=((3, "card"), (34, "soccer")))
-    batches = list(iter_chunk_batches(h, 10, 2))
+    ordered = ChunkBatches([h], 10, 2, shuffle=False)  # 4 chunks: batches of 2 and 2
+    batches = list(ordered())
     starts = [int(v[0, 0]) // 3 for b in batches for v in b["video"]]
-    assert starts == sorted(starts) and starts[:3] == [0, 10, 20]
+    assert starts == [0, 10, 20, 30] and len(ordered) == 2
+    assert [len(b["targets"]) for b in ChunkBatches([h], 10, 3, shuffle=False)()] == [3, 1]
     dense = events_to_dense(h.events, h.n_frames)  # (N, 3)
     assert dense.shape == (35, 3) and dense[3, 0] == 1 and dense[34, 2] == 1 and dense.sum() == 2

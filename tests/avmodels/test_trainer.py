@@ -1,5 +1,5 @@
-"""Trainer: config parsing, learning a planted signal, reproducibility, exact resume, callbacks,
-step decay, paired fusions, model files, train_from_table."""
+"""Trainer: typed config, learning a planted signal, reproducibility, exact resume, the epoch
+loop and its hook, step decay, paired fusions, model files."""
 
 from __future__ import annotations
 
@@ -61,52 +61,53 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(model=ModelConfig(**model), **base)
 
 
-def _fit(cfg: TrainConfig, callbacks=()) -> tuple[Trainer, TrainResult]:
+def _fit(cfg: TrainConfig, on_epoch=None) -> tuple[Trainer, TrainResult]:
     stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
     trainer = Trainer(cfg)
-    return trainer, trainer.fit(stream, lambda: VALID, callbacks, pos_freq=stream.pos_freq)
+    return trainer, trainer.fit(stream, lambda: VALID, on_epoch, pos_freq=stream.pos_freq)
 
 
 # ---- config -----------------------------------------------------------------------------------
 
 
-def test_overrides_parse_trainer_and_model_fields_by_type() -> None:
-    cfg = TrainConfig.from_overrides(
+def test_merge_takes_typed_trainer_and_model_fields() -> None:
+    cfg = TrainConfig().merge(
         {
             "fusion": "before_fc",
             "pooling": "netvlad",
-            "clusters": "64",
-            "window_s": "20",
-            "lr": "0.001",
+            "clusters": 64,
+            "window_s": 20,
+            "lr": 0.001,
             "schedule": "cosine",
-            "model.dropout": "0.5",
-            "max_epochs": "3",
-            "val_spotting": "false",
+            "model.dropout": 0.5,
+            "max_epochs": 3,
+            "val_spotting": False,
         }
     )
     assert cfg.model.fusion == "before_fc" and cfg.model.pooling == "netvlad"
     assert cfg.model.clusters == 64 and cfg.model.window_s == 20.0 and cfg.model.dropout == 0.5
-    assert cfg.model.window_frames == 40
+    assert isinstance(cfg.model.window_s, float) and cfg.model.window_frames == 40
     assert cfg.lr == 0.001 and cfg.schedule == "cosine" and cfg.max_epochs == 3
     assert cfg.val_spotting is False
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("values", "message", "field"),
     [
-        ({"lrate": "0.1"}, r"--set lrate: unknown key; valid keys: .*batch_size.*fusion"),
-        ({"schedule": "linear"}, r"schedule='linear': unknown; valid: step, cosine, plateau"),
-        ({"monitor": "loss"}, r"valid: val_average_map, val_map"),
-        ({"lr": "fast"}, r"--set lr: cannot parse .fast. \(expected float\)"),
-        ({"clusters": "6.5"}, r"--set clusters: cannot parse .6.5. \(expected int\)"),
-        ({"fusion": "middle"}, r"middle.*valid: .*before_fc"),
-        ({"pooling": "median"}, r"median.*valid: .*netvlad"),
-        ({"max_epochs": "0"}, r"max_epochs=0: must be > 0"),
+        ({"lrate": 0.1}, r"lrate: unknown key; valid keys: .*batch_size.*fusion", "lrate"),
+        ({"model.lr": 0.1}, r"model.lr: unknown key", "model.lr"),
+        ({"schedule": "linear"}, r"schedule='linear': unknown; valid: step, cosine, plateau", None),
+        ({"monitor": "loss"}, r"valid: val_average_map, val_map", "monitor"),
+        ({"lr": "0.1"}, r"lr='0.1': expected float, not a string", "lr"),
+        ({"fusion": "middle"}, r"middle.*valid: .*before_fc", "fusion"),
+        ({"pooling": "median"}, r"median.*valid: .*netvlad", "pooling"),
+        ({"max_epochs": 0}, r"max_epochs=0: must be > 0", "max_epochs"),
     ],
 )
-def test_overrides_reject_unknown_keys_and_bad_values(overrides, message) -> None:
-    with pytest.raises(DataError, match=message):
-        TrainConfig.from_overrides(overrides)
+def test_merge_rejects_unknown_keys_and_bad_values_naming_the_field(values, message, field) -> None:
+    with pytest.raises(DataError, match=message) as err:
+        TrainConfig().merge(values)
+    assert err.value.field == (field or next(iter(values)))
 
 
 def test_config_round_trips_through_json() -> None:
@@ -122,17 +123,11 @@ def test_config_round_trips_through_json() -> None:
 
 def test_learns_the_planted_signal_and_reports_every_metric() -> None:
     epochs = []
-
-    class Record:
-        def on_epoch_end(self, epoch, metrics, trainer):
-            epochs.append((epoch, metrics))
-
-        def on_train_end(self, result):
-            epochs.append(("end", result))
-
-    _, result = _fit(_cfg(max_epochs=5), [Record()])
-    assert [e for e, _ in epochs] == [1, 2, 3, 4, 5, "end"]
-    m = epochs[0][1]
+    _, result = _fit(_cfg(max_epochs=5), epochs.append)
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
+    assert [e.last for e in epochs] == [False] * 4 + [True]
+    assert epochs[-1].best_epoch == result.best_epoch
+    m = epochs[0].metrics
     for key in (
         "train_loss", "val_loss", "val_map", "val_average_map", "val_average_map_tight", "lr",
         "val_ap_card", "val_ap_subs", "val_ap_soccer", "val_average_map_card", "epoch_time_s",
@@ -174,14 +169,14 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, schedule) -> None:
 
     straight, r_straight = _fit(cfg)
 
-    class SaveAt2:
-        def on_epoch_end(self, epoch, metrics, trainer):
-            if epoch == 2:
-                trainer.save_checkpoint(tmp_path / "ckpt.pt")
-                return "stop"
-
-    _, r_first = _fit(cfg, [SaveAt2()])
-    assert r_first.stop_reason == "callback" and len(r_first.history) == 2
+    first = Trainer(cfg)
+    stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    for end in first.epochs(stream, lambda: VALID, pos_freq=stream.pos_freq):
+        if end.epoch == 2:  # the caller checkpoints between epochs and leaves the loop
+            first.save_checkpoint(tmp_path / "ckpt.pt")
+            break
+    r_first = first.result("stopped")
+    assert r_first.stop_reason == "stopped" and len(r_first.history) == 2
     resumed = Trainer.from_checkpoint(tmp_path / "ckpt.pt")
     stream = ChunkBatches(TRAIN, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
     r_resumed = resumed.fit(stream, lambda: VALID)
@@ -207,23 +202,24 @@ class Scripted(Trainer):
 
 
 def _fit_scripted(
-    cfg: TrainConfig, values: list[float], callbacks=()
+    cfg: TrainConfig, values: list[float], on_epoch=None
 ) -> tuple[Trainer, TrainResult]:
     stream = ChunkBatches(TRAIN[:2], cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
     trainer = Scripted(cfg, values)
-    return trainer, trainer.fit(stream, lambda: VALID, callbacks)
+    return trainer, trainer.fit(stream, lambda: VALID, on_epoch)
 
 
 def test_step_decay_restores_best_weights_and_stops_after_max_decays() -> None:
     snapshots = {}
-
-    class Snap:
-        def on_epoch_end(self, epoch, metrics, trainer):
-            snapshots[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-
     cfg = _cfg(max_epochs=30, patience=2, max_decays=2, stop_patience=20, lr=1e-2)
     values = [0.5, 0.6, 0.55, 0.58, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6]
-    trainer, result = _fit_scripted(cfg, values, [Snap()])
+    trainer = Scripted(cfg, values)
+
+    def snap(end):
+        snapshots[end.epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    stream = ChunkBatches(TRAIN[:2], cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    result = trainer.fit(stream, lambda: VALID, snap)
     lrs = [h["lr"] for h in result.history]
     # best 0.6 at 2; decay after 3, 4 (restore epoch 2); best 0.7 at 5; decay after 6, 7
     # (restore epoch 5); 8, 9 without improvement and no decay left: stop
@@ -236,27 +232,24 @@ def test_step_decay_restores_best_weights_and_stops_after_max_decays() -> None:
         assert torch.equal(v, snapshots[5][k]), k  # the result holds the best epoch
 
 
-def test_stop_patience_and_should_stop_flag() -> None:
+def test_stop_patience_and_a_hook_that_stops() -> None:
     cfg = _cfg(max_epochs=30, schedule="cosine", stop_patience=2)
     _, result = _fit_scripted(cfg, [0.5, 0.4, 0.45, 0.9])
     assert result.stop_reason == "early_stop" and len(result.history) == 3
     _, result = _fit_scripted(_cfg(max_epochs=3, schedule="plateau", patience=1), [0.5, 0.4, 0.3])
     assert [h["lr"] for h in result.history] == pytest.approx([3e-2, 3e-2, 3e-3])
 
-    class Flag:
-        def on_epoch_end(self, epoch, metrics):  # the two-argument form works too
-            flag.calls += 1
+    calls = []
 
-    flag = Flag()
-    flag.calls = 0
+    def stop_after_one(end):
+        calls.append(end.epoch)
+        return "stop"
 
-    class SetFlag:
-        def on_epoch_end(self, epoch, metrics, trainer):
-            trainer.should_stop = True
-            assert trainer.will_stop()
-
-    _, result = _fit(_cfg(max_epochs=5), [flag, SetFlag()])
-    assert flag.calls == 1 and result.stop_reason == "callback" and result.model is not None
+    trainer, result = _fit(_cfg(max_epochs=5), stop_after_one)
+    assert calls == [1] and result.stop_reason == "stopped" and result.model is not None
+    assert not trainer.done and trainer.state.epoch == 1
+    _, last = _fit(_cfg(max_epochs=1), stop_after_one)  # "stop" on the last epoch: no-op
+    assert last.stop_reason == "max_epochs"
 
 
 def test_keyboard_interrupt_returns_the_best_so_far() -> None:

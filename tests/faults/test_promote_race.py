@@ -16,7 +16,7 @@ from avspot.search.tracking.client import get_client
 from avspot.search.tracking.names import MODEL_NAME, PROMOTE_LOCK_SUFFIX
 from avspot.search.tracking.registry import promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
-from avspot.search.tracking.trial import MLflowTrialCallback
+from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 
 
@@ -25,7 +25,7 @@ def _challenger(experiment: str, quality: float, fingerprint: str = "a" * 64) ->
     parent = start_search_run(experiment, {"space": "smoke"}, data_uri="/d",
                               manifest=F.tiny_manifest(fingerprint))  # fmt: skip
     cfg = F.tiny_train_config()
-    cb = MLflowTrialCallback(parent, cfg.to_dict(), "t0", log_plots=False)
+    cb = TrialRun(parent, cfg.to_dict(), "t0", log_plots=False)
     F.run_fake_trial(cb, cfg, quality=quality)
     metrics = get_client().get_run(cb.run_id).data.metrics
     mv = register_challenger(experiment, cb.run_id, metrics, fingerprint, parent)

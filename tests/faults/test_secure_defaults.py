@@ -67,13 +67,13 @@ def test_a_failed_trial_keeps_no_secret_in_its_error_tag(tmp_path: Path, monkeyp
     from avspot.search.tracking.client import get_client
     from avspot.search.tracking.names import TAG_ERROR
     from avspot.search.tracking.runs import start_search_run
-    from avspot.search.tracking.trial import MLflowTrialCallback
+    from avspot.search.tracking.trial import TrialRun
     from tests.support import testing as F
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", F.sqlite_store(tmp_path))
     parent = start_search_run("secrets", {"space": "smoke"})
-    cb = MLflowTrialCallback(parent, F.tiny_train_config().to_dict(), "t", log_model=False)
+    cb = TrialRun(parent, F.tiny_train_config().to_dict(), "t", log_model=False)
     cb.close("FAILED", OSError(f"reading {SIGNED} failed; {HEADER}; http://u:hunter2@h/"))
     tag = get_client().get_run(cb.run_id).data.tags[TAG_ERROR]
     assert "X-Amz-Signature=***" in tag and not [leak for leak in LEAKS if leak in tag], tag

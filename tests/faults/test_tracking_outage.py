@@ -168,7 +168,7 @@ def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkey
     """Against `mlflow server`: a trial's epochs logged while the server is down for 30 s (plus
     its restart) all arrive, once per step; the trial waited at its flush, not before."""
     from avspot.search.tracking.runs import start_search_run
-    from avspot.search.tracking.trial import MLflowTrialCallback
+    from avspot.search.tracking.trial import TrialRun
     from tests.support import testing as F
 
     server = kit.MlflowServer(tmp_path / "mlflow").start()
@@ -176,10 +176,10 @@ def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkey
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
         parent = start_search_run("outage", {"space": "smoke"})
         cfg = F.tiny_train_config()
-        cb = MLflowTrialCallback(parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False)
+        cb = TrialRun(parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False)
         history = F.fake_history(6)
         for row in history[:2]:
-            cb.on_epoch_end(int(row["epoch"]), dict(row), None)
+            cb.log_epoch(int(row["epoch"]), dict(row))
         server.stop()
         t_down = time.monotonic()
         for row in history[2:]:  # buffered: the trainer keeps going

@@ -19,7 +19,7 @@ from avspot.search.reporting.trials import collect
 from avspot.search.tracking import names
 from avspot.search.tracking.client import get_client, log_metrics
 from avspot.search.tracking.runs import finish_search_run, start_search_run
-from avspot.search.tracking.trial import MLflowTrialCallback
+from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 
 PNG = b"\x89PNG"
@@ -47,7 +47,7 @@ def _search(experiment: str, *, seed: int = 0, space: str = "fusion", configs=CO
     for i, (fusion, pooling, window, lr, stop) in enumerate(configs):
         cfg = F.tiny_train_config(fusion, window_s=window, pooling=pooling, clusters=4)
         cfg = dataclasses.replace(cfg, lr=lr, seed=seed)
-        cb = MLflowTrialCallback(
+        cb = TrialRun(
             parent,
             cfg.to_dict(),
             f"s{seed}t{i}",
@@ -91,13 +91,11 @@ def test_trials_log_cost_every_epoch_and_inference_cost(store: str) -> None:
 def test_a_restarted_trial_adds_to_the_cost_it_logged_before(store: str) -> None:
     parent = start_search_run("exp", {"space": "fusion"})
     cfg = F.tiny_train_config()
-    first = MLflowTrialCallback(parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False)
+    first = TrialRun(parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False)
     F.run_fake_trial(first, cfg, stop_after=2)  # the process dies after epoch 2
     client = get_client()
     before = client.get_run(first.run_id).data.metrics[names.M_CPU_CORE_S]
-    again = MLflowTrialCallback(
-        parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False, log_plots=False
-    )
+    again = TrialRun(parent, cfg.to_dict(), "t0", trial_id="t0", log_model=False, log_plots=False)
     assert again.run_id == first.run_id and again.logged_through == 2
     F.run_fake_trial(again, cfg)  # resumed: epochs 1-2 are skipped, 3-4 logged
     hist = client.get_metric_history(first.run_id, names.M_CPU_CORE_S)
@@ -107,16 +105,14 @@ def test_a_restarted_trial_adds_to_the_cost_it_logged_before(store: str) -> None
 def test_spotting_time_per_half_is_logged(store: str) -> None:
     parent = start_search_run("exp", {"space": "smoke"})
     cfg = F.tiny_train_config()
-    cb = MLflowTrialCallback(
+    cb = TrialRun(
         parent,
         cfg.to_dict(),
         "t0",
-        halves=lambda split: F.tiny_halves(2, split=split),
         log_model=False,
         log_plots=False,
-        timeline_halves=0,
     )
-    F.run_fake_trial(cb, cfg)
+    F.run_fake_trial(cb, cfg, valid_halves=F.tiny_halves(2, split="valid"), timelines=0)
     m = get_client().get_run(cb.run_id).data.metrics
     assert 0 < m[names.M_SPOT_S_PER_HALF] < 10 and "val_average_map_nms" in m
 

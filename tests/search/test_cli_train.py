@@ -10,16 +10,16 @@ from avspot.avmodels.model_io import load_model
 from avspot.datasets.errors import DataError
 from avspot.datasets.table import write_table
 from avspot.search.cli.main import main
-from avspot.search.cli.train import read_split, train_from_table
+from avspot.search.cli.train import train_from_table
 from tests.support import testing as F
 
 OVERRIDES = {
     "fusion": "video",
     "pooling": "max",
-    "window_s": "4",
-    "pool_out": "16",
-    "batch_size": "32",
-    "max_epochs": "2",
+    "window_s": 4.0,
+    "pool_out": 16,
+    "batch_size": 32,
+    "max_epochs": 2,
 }
 
 
@@ -41,10 +41,8 @@ def test_train_from_table_writes_model_and_results(tmp_path, table) -> None:
     assert saved["best_epoch"] == result.best_epoch and saved["fingerprint"]
     model, mcfg = load_model(tmp_path / "out" / "model.pt")
     assert mcfg.fusion == "video" and model.config == mcfg
-    with pytest.raises(DataError, match="video_dim"):
-        train_from_table(table, {**OVERRIDES, "video_dim": "512"}, log=lines.append)
-    with pytest.raises(DataError, match="split 'test' is empty"):
-        read_split(table, "test", None)
+    with pytest.raises(DataError, match="video_dim=512: the table's features are 16 wide"):
+        train_from_table(table, {**OVERRIDES, "video_dim": 512}, log=lines.append)
 
 
 def test_train_command(tmp_path, table, capsys) -> None:
@@ -54,3 +52,8 @@ def test_train_command(tmp_path, table, capsys) -> None:
     assert "epoch" not in out.split("trained")[0] and "val_average_map loose" in out
     assert main(["train", "--data", table, "--set", "bogus=1"]) == 2
     assert "--set bogus: unknown key" in capsys.readouterr().err
+    # the library names the field; the command line shows it as the flag that set it
+    assert main(["train", "--data", table, "--set", "lr=-1"]) == 2
+    assert "avspot: error: --set lr=-1.0: must be > 0" in capsys.readouterr().err
+    assert main(["train", "--data", table, "--set", "video_dim=512"]) == 2
+    assert "--set video_dim=512: the table's features are 16 wide" in capsys.readouterr().err

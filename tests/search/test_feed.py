@@ -15,7 +15,6 @@ from avspot.search.tuning.stream import (
     MemoryFeed,
     RayTrainStream,
     memory_budget,
-    read_split,
     split_bytes,
     train_feed,
 )
@@ -30,20 +29,22 @@ def table(tmp_path) -> str:
     return uri
 
 
-def test_read_split_reads_every_half_in_game_order(table) -> None:
-    got = read_split(table, "train", None, threads=3)
-    assert [(h.game, h.half) for h in got] == sorted((h.game, h.half) for h in got)
-    ref = {(h.game, h.half): h for h in read_halves(table, "train")}
-    assert len(got) == len(ref) == 6
-    for h in got:
-        np.testing.assert_array_equal(h.video, ref[(h.game, h.half)].video)
+def test_read_halves_in_threads_keeps_storage_order(table) -> None:
+    from avspot.datasets.table import iter_halves
+
+    got = read_halves(table, "train", threads=3)
+    ref = list(iter_halves(table, "train"))  # one half at a time, in storage order
+    assert [(h.game, h.half) for h in got] == [(h.game, h.half) for h in ref]
+    assert len(got) == 6
+    for h, r in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(h.video, r.video)
         assert h.video.flags.writeable
 
 
 def test_memory_feed_equals_the_in_process_loader(table) -> None:
     feed = MemoryFeed(FeedSpec(table, window_frames=8, batch_size=16, seed=3))
     feed.start(1)  # read in the background
-    ref = ChunkBatches(read_split(table, "train", None), 8, 16, seed=3)
+    ref = ChunkBatches(read_halves(table, "train"), 8, 16, seed=3)
     for epoch in (1, 2):
         for got, want in zip(feed(epoch), ref(epoch), strict=True):
             for key in ("video", "audio", "targets"):

@@ -17,7 +17,7 @@ import pytest
 from avspot.search.tracking.client import get_client
 from avspot.search.tracking.registry import load_spotter, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
-from avspot.search.tracking.trial import MLflowTrialCallback
+from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 from tests.support.s3server import free_port
 from tests.support.testing import stop_group
@@ -58,7 +58,7 @@ def test_tracking_registry_and_serving_over_http(server: str, tmp_path, monkeypa
         "http-exp", {"space": "smoke"}, data_uri="/t", manifest=F.tiny_manifest("9" * 64)
     )
     cfg = F.tiny_train_config()
-    cb = MLflowTrialCallback(parent, cfg.to_dict(), "trial_0", trial_id="t0")
+    cb = TrialRun(parent, cfg.to_dict(), "trial_0", trial_id="t0")
     F.run_fake_trial(cb, cfg)
     client = get_client()
     run = client.get_run(cb.run_id)

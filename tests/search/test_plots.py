@@ -31,9 +31,7 @@ def test_trainer_flags_decays_of_step_and_plateau_schedules_only() -> None:
     valid_h = tiny_halves(2, split="valid", seed=1)
     for schedule, expect_some in (("step", True), ("cosine", False)):
         cfg = tiny_train_config("video")
-        cfg = type(cfg).from_overrides(
-            {"schedule": schedule, "patience": "1", "max_epochs": "4", "stop_patience": "9"}, cfg
-        )
+        cfg = cfg.merge({"schedule": schedule, "patience": 1, "max_epochs": 4, "stop_patience": 9})
         history = train(cfg, train_h, valid_h).history
         assert all(0.0 <= h["train_map"] <= 1.0 for h in history)
         flagged = [h["epoch"] for h in history if h["lr_decayed"]]

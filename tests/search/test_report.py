@@ -15,7 +15,7 @@ from avspot.search.tracking.client import get_client
 from avspot.search.tracking.names import MODEL_NAME
 from avspot.search.tracking.registry import _download, promote, register_challenger
 from avspot.search.tracking.runs import finish_search_run, start_search_run
-from avspot.search.tracking.trial import MLflowTrialCallback
+from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 
 SECRETS = {
@@ -40,9 +40,7 @@ def _search(experiment: str, source: str, fingerprint: str, grid, log_model: boo
     )
     for i, (fusion, window, quality) in enumerate(grid):
         cfg = F.tiny_train_config(fusion, window_s=window)
-        cb = MLflowTrialCallback(
-            parent, cfg.to_dict(), f"t{i}", log_model=log_model, log_plots=False
-        )
+        cb = TrialRun(parent, cfg.to_dict(), f"t{i}", log_model=log_model, log_plots=False)
         F.run_fake_trial(cb, cfg, quality=quality, seed=i)
     return parent
 
@@ -61,7 +59,7 @@ GRID = [
 def test_report_tables_figures_and_provenance(store: str, tmp_path: Path) -> None:
     parent = _search("exp", "synthetic", "c" * 64, GRID)
     cfg = F.tiny_train_config("logit_mean")
-    stopped = MLflowTrialCallback(parent, cfg.to_dict(), "stopped", log_model=False)
+    stopped = TrialRun(parent, cfg.to_dict(), "stopped", log_model=False)
     F.run_fake_trial(stopped, cfg, quality=0.6, stop_after=2)
     stopped.close("KILLED")
     finish_search_run(parent)
@@ -123,9 +121,9 @@ def test_no_secret_reaches_mlflow(store: str, tmp_path: Path, monkeypatch) -> No
     )
     cfg = F.tiny_train_config()
     trial_config = {**cfg.to_dict(), "password": SECRETS["MLFLOW_TRACKING_PASSWORD"]}
-    cb = MLflowTrialCallback(parent, trial_config, "t0")
+    cb = TrialRun(parent, trial_config, "t0")
     F.run_fake_trial(cb, cfg)
-    failing = MLflowTrialCallback(parent, cfg.to_dict(), "t1", log_model=False)
+    failing = TrialRun(parent, cfg.to_dict(), "t1", log_model=False)
     failing.close(  # failure paths quote signed URLs and URIs with passwords (scrubbed too)
         "FAILED",
         RuntimeError(

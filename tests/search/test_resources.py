@@ -48,7 +48,7 @@ def test_cluster_concurrency_comes_from_the_clusters_resources():
     assert resources.cluster_concurrent(None, None, 0.5, cluster) == 4  # GPUs / GPUs per trial
     assert resources.cluster_concurrent(None, 4.0, 0.0, cluster) == 4  # CPUs / CPUs per trial
     assert resources.cluster_concurrent(3, None, 0.5, cluster) == 3  # as asked
-    with pytest.raises(DataError, match="--max-concurrent"):
+    with pytest.raises(DataError, match="^max_concurrent: "):
         resources.cluster_concurrent(None, None, 1.0, {"CPU": 4.0})  # no GPU yet (autoscaling)
 
 
@@ -57,8 +57,8 @@ def test_cluster_concurrency_comes_from_the_clusters_resources():
     [
         ("sqlite:////tmp/mlflow.db", "s3://b/rr", "tracking URI sqlite"),
         ("http://127.0.0.1:5000", "s3://b/rr", "tracking URI http"),
-        ("http://10.0.0.5:5000", "/tmp/rr", "--storage /tmp/rr"),
-        ("http://10.0.0.5:5000", None, "--storage ./ray_results"),
+        ("http://10.0.0.5:5000", "/tmp/rr", "^storage /tmp/rr"),
+        ("http://10.0.0.5:5000", None, "^storage ./ray_results"),
     ],
 )
 def test_multi_node_search_refuses_what_other_nodes_cannot_reach(uri, storage, what):

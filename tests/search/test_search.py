@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -53,7 +52,7 @@ def test_smoke_search_streams_from_s3_and_tracks_every_trial(tmp_path, s3, s3_ta
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    out = io.StringIO()
+    lines: list[str] = []
     result = run_search(
         SearchOptions(
             data=s3_table,
@@ -63,10 +62,10 @@ def test_smoke_search_streams_from_s3_and_tracks_every_trial(tmp_path, s3, s3_ta
             experiment="it-smoke",
             storage=str(tmp_path / "ray_results"),
             endpoint=s3.endpoint,
-            out=out,
-        )
+        ),
+        log=lines.append,
     )
-    text = out.getvalue()
+    text = "\n".join(lines)
     assert result.trials == 3
     assert result.best is not None and 0.0 <= result.best["best"] <= 1.0
     assert text.count("trial ") >= 3 and "val_average_map" in text, text
@@ -83,9 +82,11 @@ def test_smoke_search_streams_from_s3_and_tracks_every_trial(tmp_path, s3, s3_ta
     assert len(children) == 3
     assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
     assert all("val_average_map" in r.data.metrics for r in children)
-    if result.model_version is not None:
-        mv = client.get_model_version_by_alias("avspot-spotter", "challenger")
-        assert mv.version == result.model_version
+    # --max-epochs 2 is every trial's max_epochs (resolved once, over the space's default of 3):
+    # trials end themselves at epoch 2 instead of being cut there by ASHA, so models are logged
+    assert sum(r.info.status == "FINISHED" for r in children) >= 1
+    mv = client.get_model_version_by_alias("avspot-spotter", "challenger")
+    assert str(mv.version) == result.model_version
 
 
 def test_search_refuses_bad_input(tmp_path, s3_table, s3, capsys):

@@ -7,10 +7,17 @@ import pytest
 
 from avspot.avmodels.train_config import TrainConfig
 from avspot.datasets.errors import DataError
-from avspot.search.spaces import available_spaces, get_space, trainer_overrides
+from avspot.search.spaces import available_spaces, get_space
 from avspot.search.tuning.searcher import SpaceFunction
+from avspot.search.tuning.trial import TrialContext, trial_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _config(config: dict) -> TrainConfig:
+    """What a trial builds from the suggestions: typed values merged into the base config
+    (an unknown key or a value of the wrong type raises DataError)."""
+    return trial_config(config, TrialContext(base=TrainConfig(), data_uri="x", metric="val_map"))
 
 
 def test_shipped_spaces_are_listed():
@@ -41,8 +48,8 @@ def test_space_has_a_question_and_yields_trainable_configs(name):
         returned = fn(trial) or {}
         config = {**trial.params, **returned}
         assert config, name
-        # Every key is a `--set` key of the trainer: an unknown key raises DataError.
-        cfg = TrainConfig.from_overrides(trainer_overrides(config))
+        # Every key is a trainer or model field, every value typed: nothing is parsed.
+        cfg = _config(config)
         seen.add(cfg.model.fusion)
         if i < n - 1:  # GridSampler stops the study on the last tell (only legal in optimize)
             study.tell(trial, 0.0)
@@ -89,7 +96,7 @@ def test_baselines_are_complete_points_of_their_space(name):
         with _no_warning():
             config = {**trial.params, **(SpaceFunction(name)(trial) or {})}
         assert trial.params == b, f"{name}: baseline {b} left {set(trial.params) ^ set(b)} open"
-        TrainConfig.from_overrides(trainer_overrides(config))
+        _config(config)
         study.tell(trial, 0.0)
 
 

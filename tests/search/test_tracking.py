@@ -21,7 +21,7 @@ from avspot.search.tracking.runs import (
     start_search_run,
 )
 from avspot.search.tracking.scrub import scrub
-from avspot.search.tracking.trial import MLflowTrialCallback
+from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 from tests.support.s3server import free_port
 
@@ -35,9 +35,9 @@ PARAMS = {
 }
 
 
-def _trial(parent: str, fusion: str = "before_fc", **kw) -> MLflowTrialCallback:
+def _trial(parent: str, fusion: str = "before_fc", **kw) -> TrialRun:
     cfg = F.tiny_train_config(fusion)
-    return MLflowTrialCallback(parent, cfg.to_dict(), f"trial_{fusion}", **kw)
+    return TrialRun(parent, cfg.to_dict(), f"trial_{fusion}", **kw)
 
 
 def test_tracking_uri_defaults_to_absolute_sqlite(tmp_path, monkeypatch) -> None:
@@ -125,7 +125,7 @@ def test_child_run_statuses_never_left_running(store: str) -> None:
     client = get_client()
 
     with pytest.raises(RuntimeError), _trial(parent, log_model=False) as failing:
-        failing.on_epoch_end(1, {"val_map": 0.1, "lr": 1e-3}, None)
+        failing.log_epoch(1, {"val_map": 0.1, "lr": 1e-3})
         raise RuntimeError("boom")
     run = client.get_run(failing.run_id)
     assert run.info.status == "FAILED"
@@ -139,7 +139,7 @@ def test_child_run_statuses_never_left_running(store: str) -> None:
 
     # a trial whose process died: the driver's callback logic and finish_search_run end it
     orphan = _trial(parent, trial_id="t_orphan", log_model=False)
-    orphan.on_epoch_end(1, {"val_map": 0.2}, None)
+    orphan.log_epoch(1, {"val_map": 0.2})
     assert end_trial_runs("t_orphan", "KILLED", parent) == 1
     orphan.close("FINISHED")  # a late close does not overwrite the driver's status
     assert client.get_run(orphan.run_id).info.status == "KILLED"
@@ -162,7 +162,7 @@ def test_search_parent_run_resume_reopens_latest(store: str) -> None:
     assert new != first
 
 
-def test_evaluate_checkpoint_per_method_and_timelines(store: str, tmp_path: Path) -> None:
+def test_kept_epoch_scored_per_method_with_timelines(store: str, tmp_path: Path) -> None:
     from avspot.datasets.table import iter_halves, write_table
 
     table = str(tmp_path / "table")
@@ -170,8 +170,8 @@ def test_evaluate_checkpoint_per_method_and_timelines(store: str, tmp_path: Path
     halves += F.tiny_halves(2, split="train", seed=2)
     write_table(halves, table, source="synthetic", seed=0)
     parent = start_search_run("exp", PARAMS)
-    cb = _trial(parent, halves=lambda split: iter_halves(table, split))
-    F.run_fake_trial(cb, F.tiny_train_config())
+    cb = _trial(parent)
+    F.run_fake_trial(cb, F.tiny_train_config(), valid_halves=iter_halves(table, "valid"))
     client = get_client()
     m = client.get_run(cb.run_id).data.metrics
     for method in ("center", "max", "nms"):

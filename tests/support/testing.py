@@ -1,7 +1,7 @@
 """Test helpers (as in optuna.testing): tiny configs, models and halves, scripted trials for the
 MLflow tests, a fast sqlite store, and HTTP helpers for servers a test starts.
 
-``run_fake_trial`` feeds ``MLflowTrialCallback`` exactly what the trainer would (per-epoch
+``run_fake_trial`` feeds ``TrialRun`` exactly what the trainer would (per-epoch
 metric dicts, then a real ``TrainResult``) in well under a second.
 """
 
@@ -79,14 +79,18 @@ def run_fake_trial(
     quality: float = 0.5,
     seed: int = 0,
     stop_after: int | None = None,
+    valid_halves: Any = None,
+    timelines: int = 2,
 ) -> Any:
-    """Drive ``callback`` as the trainer does and return the TrainResult; ``stop_after`` epochs:
-    return None early (an ASHA stop, without on_train_end)."""
-    from avspot.avmodels.trainer import TrainResult
+    """Drive the ``TrialRun`` ``callback`` as a trial does (an epoch at a time, then the result
+    and FINISHED) and return the TrainResult; ``stop_after`` epochs: return None early (an ASHA
+    stop: no result logged, the run left RUNNING). With ``valid_halves`` the kept model is scored
+    on them in full (``validation.score_spots``) as a trial's final scoring does."""
+    from avspot.avmodels.train_result import TrainResult
 
     history = fake_history(epochs, quality, seed)
     for i, row in enumerate(history, 1):
-        callback.on_epoch_end(int(row["epoch"]), dict(row), None)
+        callback.log_epoch(int(row["epoch"]), dict(row))
         if stop_after is not None and i >= stop_after:
             return None
     best = max(history, key=lambda r: r["val_average_map"])
@@ -101,7 +105,13 @@ def run_fake_trial(
         wall_s=0.1,
         best_chunk={"confusion": confusion, "labels": ["card", "subs", "soccer", "background"]},
     )
-    callback.on_train_end(result)
+    scores = None
+    if valid_halves is not None:
+        from avspot.avmodels.validation import score_spots
+
+        scores = score_spots(result.model, valid_halves, cfg.model.window_frames, keep=timelines)
+    callback.log_result(result, scores)
+    callback.close("FINISHED")
     return result
 
 
