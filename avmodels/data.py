@@ -39,7 +39,9 @@ class ChunkBatches:
     ``shuffle=True`` (training): a permutation per epoch, and a last batch of a single sample
     is skipped (BatchNorm-safe). ``shuffle=False`` (validation): every chunk, in order. With a
     ``device`` the features live there as tensors and batches are gathered there: a GPU trial
-    then never copies features from the host after they are loaded.
+    then never copies features from the host after they are loaded. ``features`` (video,
+    audio) already holding the halves end to end in order (a node cache's shared map, a
+    streamed group's buffer) are used as they are, not copied.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class ChunkBatches:
         seed: int = 0,
         shuffle: bool = True,
         device: Any = None,
+        features: tuple[Any, Any] | None = None,
     ) -> None:
         self.window_frames = int(window_frames)
         self.batch_size = int(batch_size)
@@ -59,32 +62,33 @@ class ChunkBatches:
         videos, audios, half_ids, starts, targets, lengths = [], [], [], [], [], []
         for i, half in enumerate(halves):
             s, t = chunk_labels(half, self.window_frames)  # (C,), (C, 4)
-            videos.append(half.video)
-            audios.append(half.audio)
+            if features is None:
+                videos.append(half.video)
+                audios.append(half.audio)
             lengths.append(half.n_frames)
             half_ids.append(np.full(len(s), i, dtype=np.int64))
             starts.append(s)
             targets.append(t)
-        if not videos:
+        if not lengths:
             raise DataError("training data: no halves to train on")
-        self.n_halves = len(videos)
+        self.n_halves = len(lengths)
         self.lengths = np.asarray(lengths, dtype=np.int64)  # (H,)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])  # (H,)
         self.half_ids = np.concatenate(half_ids)  # (S,)
         self.starts = np.concatenate(starts)  # (S,)
         self.targets = np.concatenate(targets).astype(np.float32)  # (S, C + 1)
-        video = np.concatenate(videos)  # (N_total, Dv), the table's dtype
-        audio = np.concatenate(audios)  # (N_total, Da)
+        if features is None:
+            video = np.concatenate(videos)  # (N_total, Dv), the table's dtype
+            audio = np.concatenate(audios)  # (N_total, Da)
+        else:
+            video, audio = features
         del videos, audios
         self.device = device
         if device is None:
             self.video, self.audio = video, audio
         else:
-            import torch
-
-            self.video = torch.from_numpy(video).to(device)
-            self.audio = torch.from_numpy(audio).to(device)
-            self._targets_t = torch.from_numpy(self.targets).to(device)
+            self.video, self.audio = _on_device(video, device), _on_device(audio, device)
+            self._targets_t = _on_device(self.targets, device)
 
     @property
     def num_samples(self) -> int:
@@ -161,3 +165,16 @@ class ChunkBatches:
             "batches": len(self),
             "positives": self.targets.sum(axis=0).astype(int).tolist(),
         }
+
+
+def _on_device(x: Any, device: Any) -> Any:
+    """A tensor copy of array ``x`` on ``device`` (read-only maps included: only read)."""
+    import warnings
+
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    with warnings.catch_warnings():  # "non-writable array": torch only reads it to copy
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.asarray(x)).to(device)

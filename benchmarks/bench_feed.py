@@ -1,23 +1,27 @@
-"""Does a trial's feed keep up? Training windows/s of a trial's feed against the in-process loader.
+"""Does a trial's feed keep up, at SoccerNet scale? Windows/s, table bytes read, peak memory.
 
-    .venv/bin/python benchmarks/bench_feed.py --table /tmp/big/synth40     # 40 games, 45-min halves
-    .venv/bin/python benchmarks/bench_feed.py --games 40                    # synthesizes it (~1 min)
+    .venv/bin/python benchmarks/bench_feed.py --games 10                          # local table
+    .venv/bin/python benchmarks/bench_feed.py --games 10,50,100 --storage s3      # SeaweedFS S3
 
-Measures, on the same table, T = 20 s windows, batches of 256, nothing consuming the batches:
-- the in-process loader: the train split read with pyarrow into ``ChunkBatches`` (read time
-  apart), then one epoch of batches;
-- a trial's ``MemoryFeed`` (the default feed) and ``RayTrainStream`` (the feed of splits larger
-  than memory), each inside a 1-CPU Ray task on local Ray as a trial runs, 3 epochs: windows/s
-  per epoch, the first one including the feed's start-up (Ray Data read or pipeline start);
-- the Parquet read speed of the split (pyarrow, MB/s of decoded features) for zstd level 1
-  (the table's setting), snappy and no compression, and their size on disk.
-Prints figures and asserts nothing.
+For each table (synthetic games of 45-min halves, T = 20 s windows, batches of 256, nothing
+consuming the batches), each in a fresh process, as a trial runs:
+- the in-process loader: the train split read into memory (``read_halves``), ``ChunkBatches``;
+- two trials starting together on one machine: which one read the split from the table's
+  storage into the node cache, the bytes each read, the seconds it took;
+- ``MemoryFeed`` (the split within the feed budget: the node cache's shared map) and
+  ``StreamFeed`` (forced: the budget set to a tenth of the split; groups of halves read from the
+  node cache, so trial memory stays flat): windows/s per epoch and peak RSS of the process.
+Windows/s are medians over the epochs after the first; ratios are against the loader measured in
+the same run. Prints figures and asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,127 +31,172 @@ WINDOW_S = 20.0
 FPS = 2.0
 BATCH = 256
 
-
-def _loader_rate(table: str) -> tuple[float, float, int]:
-    """(read seconds, windows/s of one epoch, windows per epoch) of the in-process loader."""
+# One measurement in a fresh process: prints a JSON line. argv: kind table endpoint epochs
+_CHILD = r"""
+import json, os, resource, statistics, sys, time
+kind, table, endpoint, epochs = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4])
+w, batch = int(sys.argv[5]), int(sys.argv[6])
+from avspot.datasets.manifest import read_manifest
+m = read_manifest(table, endpoint)
+out = {"kind": kind}
+t0 = time.perf_counter()
+if kind == "loader":
     from avspot.avmodels.data import ChunkBatches
     from avspot.datasets.table import read_halves
-
+    feed = ChunkBatches(read_halves(table, "train", endpoint=endpoint), w, batch, seed=0)
+elif kind == "fill":
+    from avspot.datasets.node_cache import ensure_split
+    cached, filled = ensure_split(table, m, "train", endpoint=endpoint)
+    out.update(filled=filled, table_bytes_read=cached.fill["table_bytes_read"] if filled else 0)
+    feed = None
+else:
+    from avspot.search.tuning.feed import train_feed
+    feed = train_feed(table, m, window_frames=w, batch_size=batch, seed=0, endpoint=endpoint,
+                      max_epochs=epochs)
+    choice = feed.wait()
+    out.update(choice=choice.kind, table_bytes_read=choice.table_bytes_read,
+               split_bytes=choice.split_bytes)
+out["ready_s"] = time.perf_counter() - t0
+rates = []
+for epoch in range(1, epochs + 1 if feed is not None else 1):
     t0 = time.perf_counter()
-    halves = read_halves(table, "train")
-    read_s = time.perf_counter() - t0
-    batches = ChunkBatches(halves, round(WINDOW_S * FPS), BATCH, seed=0)
+    n = sum(len(b["targets"]) for b in feed(epoch))
+    rates.append(n / (time.perf_counter() - t0))
+    out["windows"] = n
+if feed is not None and hasattr(feed, "close"):
+    feed.close()
+out["rates"] = rates
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def _child(kind: str, table: str, endpoint: str | None, epochs: int, env: dict) -> dict:
+    w = round(WINDOW_S * FPS)
+    argv = [sys.executable, "-c", _CHILD, kind, table, endpoint or "", str(epochs), str(w)]
+    r = subprocess.run(
+        [*argv, str(BATCH)], env=env, capture_output=True, text=True, check=False, timeout=3600
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _steady(rates: list[float]) -> float:
+    return statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
+
+
+def _table(games: int, storage: str, tmp: Path, s3: object | None, minutes: float) -> str:
+    from avspot.datasets.synth import synthesize
+
+    uri = f"s3://{s3.bucket}/bench-{games}" if s3 is not None else str(tmp / f"t{games}")  # type: ignore[attr-defined]
     t0 = time.perf_counter()
-    n = sum(len(b["targets"]) for b in batches(1))
-    return read_s, n / (time.perf_counter() - t0), n
+    synthesize(uri, games=games, seed=0, half_minutes=minutes, overwrite=True)
+    print(f"  synthesized {games} games to {storage} in {time.perf_counter() - t0:.0f} s")
+    return uri
 
 
-def _feed_epochs(table: str, kind: str, epochs: int) -> list[tuple[int, float]]:
-    """(windows, seconds) per epoch of a trial feed, run in a 1-CPU Ray task like a trial."""
-    import ray
-
+def measure(table: str, endpoint: str | None, epochs: int, env: dict, cache: Path) -> dict:
+    """Loader, the two-trial fill, MemoryFeed and forced StreamFeed on one table."""
     from avspot.datasets.manifest import read_manifest
 
-    @ray.remote(num_cpus=1)
-    def run() -> list[tuple[int, float]]:
-        from avspot.search.tuning.stream import FeedSpec, MemoryFeed, RayTrainStream
-
-        w = round(WINDOW_S * FPS)
-        feed = (
-            MemoryFeed(FeedSpec(table, w, BATCH, 0))
-            if kind == "memory"
-            else RayTrainStream(FeedSpec(table, w, BATCH, 0), prefetch=0)
+    m = read_manifest(table, endpoint)
+    env = {**env, "AVSPOT_CACHE_DIR": str(cache)}
+    loader = _child("loader", table, endpoint, epochs, env)
+    # two trials of one machine start together: one fills the node cache, the other waits
+    w = round(WINDOW_S * FPS)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, "fill", table, endpoint or "", "1", str(w), str(BATCH)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        out = []
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            n = sum(len(b["targets"]) for b in feed(epoch))
-            out.append((n, time.perf_counter() - t0))
-        feed.close()
-        return out
+        for _ in range(2)
+    ]
+    fills = [json.loads(p.communicate(timeout=3600)[0].strip().splitlines()[-1]) for p in procs]
+    memory = _child("feed", table, endpoint, epochs, env)
+    split = int(memory["split_bytes"])
+    stream = _child(
+        "feed", table, endpoint, epochs, {**env, "AVSPOT_FEED_MEMORY_BYTES": str(split // 10)}
+    )
+    train = m.counts["per_split"]["train"]
+    return {
+        "games": m.counts["games"],
+        "train_halves": train["halves"],
+        "train_hours": train["frames"] / FPS / 3600,
+        "split_bytes": split,
+        "table_bytes": sum(f["bytes"] for f in m.files if f["split"] == "train"),
+        "windows": loader["windows"],
+        "loader": loader,
+        "fills": fills,
+        "memory": memory,
+        "stream": stream,
+    }
 
-    read_manifest(table)  # bad table: fail here, not in the task
-    return ray.get(run.remote())
 
-
-def _parquet_speeds(table: str, tmp: Path) -> list[tuple[str, float, float]]:
-    """(compression, MB/s of decoded features, MB on disk) of the train split rewritten."""
-    from avspot.datasets import table as T
-    from avspot.datasets.table import iter_halves, read_halves, write_table
-
-    halves = read_halves(table, "train")
-    out = []
-    saved = dict(T._PARQUET_OPTIONS)
-    try:
-        for name, options in (
-            ("zstd-1", {"compression": "zstd", "compression_level": 1}),
-            ("snappy", {"compression": "snappy"}),
-            ("none", {"compression": "none"}),
-        ):
-            T._PARQUET_OPTIONS.clear()
-            T._PARQUET_OPTIONS.update({**saved, **options})
-            if name != "zstd-1":
-                T._PARQUET_OPTIONS.pop("compression_level", None)
-            uri = str(tmp / f"t-{name}")
-            m = write_table(halves, uri, source="bench")
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                nbytes = sum(h.video.nbytes + h.audio.nbytes for h in iter_halves(uri, copy=False))
-                times.append(time.perf_counter() - t0)
-            out.append((name, nbytes / 1e6 / statistics.median(times), m.bytes / 1e6))
-    finally:
-        T._PARQUET_OPTIONS.clear()
-        T._PARQUET_OPTIONS.update(saved)
-    return out
+def report(rows: list[dict], storage: str) -> None:
+    print(
+        f"\ndata: SYNTHETIC tables (avspot data synth, 45-min halves), storage {storage}; "
+        f"T = {WINDOW_S:g} s, batches of {BATCH}; windows/s median of the epochs after the first"
+    )
+    head = (
+        "| games | train split (decoded) | feed | windows/s | of the loader | table bytes read "
+        "(2 trials) | peak RSS MB |"
+    )
+    print(head)
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        loader = _steady(r["loader"]["rates"])
+        read = [f["table_bytes_read"] for f in r["fills"]]
+        who = f"{read[0] / 1e6:.0f} MB + {read[1] / 1e6:.0f} MB (split {r['table_bytes'] / 1e6:.0f} MB)"
+        fill_s = max(f["ready_s"] for f in r["fills"])
+        for name, res in (("in-process loader", r["loader"]), ("MemoryFeed", r["memory"]),
+                          ("StreamFeed (budget = split/10)", r["stream"])):  # fmt: skip
+            rate = _steady(res["rates"])
+            note = who + f", filled in {fill_s:.1f} s" if name == "MemoryFeed" else "-"
+            if name == "in-process loader":
+                note = f"{r['table_bytes'] / 1e6:.0f} MB (its own read)"
+            print(
+                f"| {r['games']} | {r['split_bytes'] / 1e9:.2f} GB, {r['train_halves']} halves | "
+                f"{name} | {rate:,.0f} | {rate / loader:.2f}x | {note} | "
+                f"{res['peak_rss_mb']:,.0f} |"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", default=None, help="a feature table (default: synthesize one)")
-    ap.add_argument("--games", type=int, default=40)
+    ap.add_argument("--games", default="10", help="comma-separated table sizes (default 10)")
+    ap.add_argument("--storage", choices=["local", "s3"], default="local")
     ap.add_argument("--half-minutes", type=float, default=45.0)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--no-parquet", action="store_true", help="skip the compression comparison")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args(argv)
+    sizes = [int(g) for g in args.games.split(",")]
 
-    import ray
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the S3 server
+    with tempfile.TemporaryDirectory(prefix="avspot-bench-feed-") as tmp_s:
+        tmp = Path(tmp_s)
+        env = dict(os.environ)
+        s3 = None
+        if args.storage == "s3":
+            from tests.support.s3server import S3Server
 
-    from avspot.datasets.manifest import read_manifest
-    from avspot.datasets.synth import synthesize
-
-    with tempfile.TemporaryDirectory(prefix="avspot-bench-feed-") as tmp:
-        table = args.table
-        if table is None:
-            table = str(Path(tmp) / "table")
-            synthesize(table, games=args.games, seed=0, half_minutes=args.half_minutes)
-        m = read_manifest(table)
-        read_s, loader, n = _loader_rate(table)
-        ray.init(address="local", num_cpus=2, object_store_memory=1 << 30, include_dashboard=False)
+            s3 = S3Server(tmp / "s3", bucket="avspot").start()
+            env.update(s3.env)
+            os.environ.update(s3.env)
         try:
-            memory = _feed_epochs(table, "memory", args.epochs)
-            stream = _feed_epochs(table, "stream", args.epochs)
+            rows = []
+            for games in sizes:
+                table = _table(games, args.storage, tmp, s3, args.half_minutes)
+                endpoint = s3.endpoint if s3 is not None else None
+                rows.append(measure(table, endpoint, args.epochs, env, tmp / f"cache-{games}"))
         finally:
-            ray.shutdown()
-        speeds = [] if args.no_parquet else _parquet_speeds(table, Path(tmp))
-
-    train = m.counts["per_split"]["train"]
-    print(
-        f"data: {m.source} table {table}, {train['games']} train games, {train['halves']} halves, "
-        f"{train['frames'] / FPS / 3600:.1f} h; T = {WINDOW_S:g} s, batches of {BATCH}; "
-        f"{n} windows per epoch"
-    )
-    print(f"in-process loader: {loader:8.0f} windows/s (the split read first in {read_s:.1f} s)")
-    for name, rows in (("trial MemoryFeed", memory), ("trial RayTrainStream", stream)):
-        rates = [w / s for w, s in rows]
-        steady = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
-        per_epoch = ", ".join(f"{r:.0f}" for r in rates)
-        print(
-            f"{name:<21} {steady:8.0f} windows/s after epoch 1 ({steady / loader:.0%} of the "
-            f"loader); per epoch {per_epoch} (epoch 1: {rows[0][1]:.1f} s incl. start-up)"
-        )
-    for name, mbs, size in speeds:
-        print(f"parquet {name:<7} read {mbs:6.0f} MB/s of features, {size:7.0f} MB on disk")
+            if s3 is not None:
+                s3.stop()
+    report(rows, args.storage)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     print(f"reproduce: {sys.executable} benchmarks/bench_feed.py " + " ".join(argv or sys.argv[1:]))
     return 0
 

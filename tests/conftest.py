@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Trials' node cache of decoded splits in a directory of this test session (Ray workers
+    started by the tests inherit it), not the machine's shared one."""
+    if not os.environ.get("AVSPOT_CACHE_DIR"):
+        os.environ["AVSPOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="avspot-test-cache-")
+        config._avspot_cache_dir = os.environ["AVSPOT_CACHE_DIR"]  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_avspot_cache_dir", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @dataclass

@@ -142,6 +142,15 @@ class TrialRun:
         log_metrics(self.client, self.run_id, row, step=epoch)
         flush_logs(self.client)
 
+    def log_feed(self, params: Mapping[str, Any]) -> None:
+        """Which feed the trial took and why: params of the run; a restarted attempt (on
+        another node, say) records its own as ``avspot.<key>`` tags (params cannot change)."""
+        if self.logged_through == 0:
+            log_params(self.client, self.run_id, params)
+            return
+        for key, value in params.items():
+            retry(self.client.set_tag, self.run_id, f"avspot.{key}", str(value))
+
     def cost(self) -> dict[str, float]:
         """Cumulative wall time of this trial and the CPU-core and GPU seconds it held (earlier
         processes of a restarted trial included)."""

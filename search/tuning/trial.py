@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from avspot.avmodels import names as N
 from avspot.search.tracking.names import TAG_BUILD_ID, TAG_NODE_ID, TAG_NODE_IP
 from avspot.search.tracking.wheel import build_id
-from avspot.search.tuning.stream import train_feed
+from avspot.search.tuning.feed import train_feed
 
 if TYPE_CHECKING:  # pragma: no cover
     from avspot.avmodels.train_config import TrainConfig
@@ -76,11 +76,13 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     _check_build(ctx.build_id)
     cfg = trial_config(config, ctx)
     torch.set_num_threads(_threads(ctx))
+    cfg = cfg.merge({"device": _device(cfg)})  # no GPU assigned: the CPU, whatever is visible
     trainer = Trainer(cfg)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(os.path.join(d, CHECKPOINT_FILE))
+    n_params = count_parameters(trainer.eval_model())
     feed = train_feed(
         ctx.data_uri,
         ctx.manifest,
@@ -90,8 +92,10 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         endpoint=ctx.endpoint,
         max_epochs=cfg.max_epochs,
         device=trainer.device,
+        gpu_share=_held("GPU"),
+        n_params=count_parameters(trainer.model),
     )
-    feed.start(trainer.state.epoch + 1)  # the split is read while the MLflow run opens
+    feed.start(trainer.state.epoch + 1)  # the split reaches this machine while the run opens
 
     def valid_halves() -> Iterator[Half]:
         # patient: a store that drops mid-search is waited for (bounded), not a failed trial
@@ -99,7 +103,9 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     run = _open_run(ctx, cfg) if ctx.parent_run_id is not None else None
     try:
-        n_params = count_parameters(trainer.eval_model())
+        choice = feed.wait()  # which feed, and why: the trial's params
+        if run is not None:
+            run.log_feed(choice.params())
         end = None
         for end in trainer.epochs(feed, valid_halves):
             if run is not None:
@@ -185,6 +191,22 @@ def _open_run(ctx: TrialContext, cfg: TrainConfig) -> TrialRun:
     return run
 
 
+def _held(resource: str) -> float:
+    """How much of ``resource`` (CPU, GPU) Ray assigned to this trial."""
+    import ray
+
+    return float(ray.get_runtime_context().get_assigned_resources().get(resource, 0.0))
+
+
+def _device(cfg: TrainConfig) -> str:
+    """The trial's device: with ``device=auto``, CUDA only when Ray assigned the trial a GPU
+    (Ray does not hide the cards from a trial that asked for none: it would use one unreserved
+    and account no GPU time); an explicit device is taken as given."""
+    if cfg.device != "auto":
+        return cfg.device
+    return "auto" if _held("GPU") > 0 else "cpu"
+
+
 def _check_build(expected: str | None) -> None:
     """A node that joined with another avspot than the driver's fails the trial at once."""
     if expected is None or build_id() == expected:
@@ -202,9 +224,7 @@ def _check_build(expected: str | None) -> None:
 def _threads(ctx: TrialContext) -> int:
     """Torch threads of this trial: $AVSPOT_TRIAL_THREADS, else the search's plan, else the
     CPUs the trial holds rounded up (Ray sets OMP_NUM_THREADS to their floor: 1 for 1.5)."""
-    import ray
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    cpus = _held("CPU") or 1.0
     return (
         int(os.environ.get("AVSPOT_TRIAL_THREADS", "0")) or ctx.threads or max(1, math.ceil(cpus))
     )

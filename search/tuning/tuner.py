@@ -158,6 +158,20 @@ def _validate(opts: SearchOptions) -> tuple[Space, Manifest, TrainConfig]:
     return space, manifest, base
 
 
+def feed_plan(manifest: Manifest) -> str:
+    """The search's one line about its trials' feed on a machine like this one (each trial logs
+    its own choice); DataError now when the split fits neither memory nor the node cache."""
+    import shutil
+
+    from avspot.datasets.node_cache import INDEX, cache_root
+    from avspot.search.tuning.feed import check_plan
+
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cached = (root / manifest.fingerprint / "train" / INDEX).exists()
+    return check_plan(manifest, shutil.disk_usage(root).free, cached=cached)
+
+
 def _concurrent(opts: SearchOptions) -> int:
     return resources.max_concurrent(opts.max_concurrent, opts.cpus_per_trial)
 
@@ -173,6 +187,7 @@ def run_search(opts: SearchOptions, log: Log = print) -> SearchResult:
     t0 = time.perf_counter()
     opts = replace(opts, data=absolute_uri(opts.data))  # trials run in other directories
     space, manifest, base = _validate(opts)
+    log(feed_plan(manifest))  # which feed the trials take here, and why (once)
     root, fs = _storage(opts)
     exp_path = f"{root.rstrip('/')}/{opts.experiment_name}"
     local = fs is None

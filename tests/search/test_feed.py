@@ -1,21 +1,29 @@
-"""A trial's feed: the train split read once into memory (the default) or streamed every epoch,
-chosen by the split's size against a memory budget; device-resident batches equal host ones."""
+"""A trial's feed: the split decoded on the machine once (node cache), then held whole or
+streamed in groups of halves; both equal the in-process loader's windows; the choice logged."""
 
 from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from avspot.avmodels.data import ChunkBatches
+from avspot.datasets.errors import DataError
 from avspot.datasets.manifest import read_manifest
+from avspot.datasets.node_cache import ensure_split, split_nbytes
 from avspot.datasets.table import read_halves, write_table
-from avspot.search.tuning.stream import (
+from avspot.datasets.windows import chunk_labels
+from avspot.search.tuning.feed import (
     FeedSpec,
     MemoryFeed,
-    RayTrainStream,
+    StreamFeed,
+    check_plan,
     memory_budget,
-    split_bytes,
     train_feed,
 )
 from tests.support import testing as F
@@ -27,6 +35,13 @@ def table(tmp_path) -> str:
     halves = F.tiny_halves(6, split="train") + F.tiny_halves(2, split="valid", seed=1)
     write_table(halves, uri, source="synthetic", halves_per_file=2)  # 3 train files
     return uri
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv("AVSPOT_CACHE_DIR", str(root))
+    return root
 
 
 def test_read_halves_in_threads_keeps_storage_order(table) -> None:
@@ -41,22 +56,142 @@ def test_read_halves_in_threads_keeps_storage_order(table) -> None:
         assert h.video.flags.writeable
 
 
-def test_memory_feed_equals_the_in_process_loader(table) -> None:
-    feed = MemoryFeed(FeedSpec(table, window_frames=8, batch_size=16, seed=3))
-    feed.start(1)  # read in the background
+def test_node_cache_holds_the_split_once_and_reads_it_back(table, cache) -> None:
+    m = read_manifest(table)
+    cached, filled = ensure_split(table, m, "train")
+    again, filled_again = ensure_split(table, m, "train")
+    assert filled and not filled_again and again.path == cached.path
+    assert cached.fill["table_bytes_read"] == sum(
+        f["bytes"] for f in m.files if f["split"] == "train"
+    )
+    assert cached.nbytes == split_nbytes(m, "train") == 2 * 6 * 240 * F.DIM * 4
+    ref = read_halves(table, "train")
+    halves = cached.as_halves(cached.arrays())
+    assert [(h.game, h.half, len(h.events)) for h in halves] == [
+        (h.game, h.half, len(h.events)) for h in ref
+    ]
+    for h, r in zip(halves, ref, strict=True):
+        np.testing.assert_array_equal(h.video, r.video)
+        np.testing.assert_array_equal(h.audio, r.audio)
+        assert h.events == r.events
+    block = cached.map_block(3, 2)  # halves 3 and 4, mapped for as long as the block is open
+    np.testing.assert_array_equal(block.halves[0].video, ref[3].video)
+    np.testing.assert_array_equal(block.halves[1].audio, ref[4].audio)
+    assert (
+        block.arrays["video"].shape == (2 * 240, F.DIM)
+        and not block.arrays["video"].flags.writeable
+    )
+    block.close()
+    assert block.maps == [] and block.halves == []
+    assert sorted(p.name for p in cache.glob("*/*")) == ["train", "train.lock"]  # no staging
+
+
+def _ensure_in_process(table: str, root: str, out: str) -> None:
+    os.environ["AVSPOT_CACHE_DIR"] = root
+    cached, filled = ensure_split(table, read_manifest(table), "train")
+    Path(out).write_text(json.dumps({"filled": filled, "bytes": cached.fill["table_bytes_read"]}))
+
+
+def test_two_processes_read_the_table_once_per_machine(table, cache, tmp_path) -> None:
+    ctx = mp.get_context("spawn")
+    outs = [tmp_path / f"p{i}.json" for i in range(2)]
+    procs = [ctx.Process(target=_ensure_in_process, args=(table, str(cache), str(o))) for o in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    got = [json.loads(o.read_text()) for o in outs]
+    assert sorted(g["filled"] for g in got) == [False, True]  # one filled, the other waited
+    split = sum(f["bytes"] for f in read_manifest(table).files if f["split"] == "train")
+    assert sum(g["bytes"] for g in got if g["filled"]) == split
+
+
+def test_memory_feed_equals_the_in_process_loader(table, cache) -> None:
+    cached, _ = ensure_split(table, read_manifest(table), "train")
+    feed = MemoryFeed(cached, FeedSpec(table, window_frames=8, batch_size=16, seed=3))
     ref = ChunkBatches(read_halves(table, "train"), 8, 16, seed=3)
     for epoch in (1, 2):
         for got, want in zip(feed(epoch), ref(epoch), strict=True):
             for key in ("video", "audio", "targets"):
                 np.testing.assert_array_equal(got[key], want[key])
-    assert sum(len(b["targets"]) for b in feed(3)) == ref.num_samples
+    assert isinstance(feed.batches.video, np.memmap)  # the machine's one copy, not the trial's
 
 
-def test_memory_feed_hands_a_read_error_to_the_trainer(tmp_path) -> None:
-    feed = MemoryFeed(FeedSpec(str(tmp_path / "nothing"), window_frames=8, batch_size=16, seed=0))
+@pytest.mark.parametrize("device", [None, torch.device("cpu")])
+def test_stream_feed_holds_every_window_once_per_epoch(table, cache, device) -> None:
+    cached, _ = ensure_split(table, read_manifest(table), "train")
+    half_bytes = cached.nbytes // 6
+    feed = StreamFeed(
+        cached, FeedSpec(table, 8, 16, seed=1), device, group_bytes=2 * half_bytes, max_epochs=2
+    )
+    assert feed.group_halves == 2
+    ref = ChunkBatches(read_halves(table, "train"), 8, 16, seed=1)
+    want = sorted(
+        np.round(ref.batch(np.arange(ref.num_samples))["video"].astype(np.float64).sum((1, 2)), 4)
+    )
+    orders = []
+    for epoch in (1, 2):
+        batches = list(feed(epoch))
+        sizes = [len(b["targets"]) for b in batches]
+        assert all(s == 16 for s in sizes[:-1]) and sizes[-1] > 1  # groups top each other up
+        video = [np.asarray(b["video"]) for b in batches]
+        got = sorted(np.round(np.concatenate(video).astype(np.float64).sum((1, 2)), 4))
+        assert got == pytest.approx(want) and sum(sizes) == ref.num_samples
+        orders.append(np.concatenate(video)[:, 0, 0])
+        targets = np.concatenate([np.asarray(b["targets"]) for b in batches])
+        assert targets.sum(axis=0).tolist() == ref.targets.sum(axis=0).tolist()
+    assert not np.array_equal(orders[0], orders[1])  # another order each epoch
+    feed.close()
+    again = StreamFeed(cached, FeedSpec(table, 8, 16, seed=1), device, group_bytes=2 * half_bytes)
+    first = np.concatenate([np.asarray(b["video"]) for b in again(2)])[:, 0, 0]
+    np.testing.assert_array_equal(first, orders[1])  # an epoch depends on (seed, epoch) only
+    again.close()
+
+
+def test_train_feed_picks_by_size_and_says_why(table, cache, monkeypatch) -> None:
+    m = read_manifest(table)
+    need = split_nbytes(m, "train")
+    kw = {"window_frames": 8, "batch_size": 16, "seed": 0}
+    feed = train_feed(table, m, **kw)
+    feed.start()
+    choice = feed.wait()
+    assert choice.kind == "memory" and choice.filled and choice.split_bytes == need
+    assert choice.table_bytes_read > 0 and "<= feed budget" in choice.reason
+    assert set(choice.params()) >= {"feed", "feed_reason", "feed_split_bytes", "feed_node_share"}
+    assert sum(len(b["targets"]) for b in feed(1)) > 0
+    feed.close()
+    monkeypatch.setenv("AVSPOT_FEED_MEMORY_BYTES", str(need // 10))  # forced streaming
+    assert memory_budget() == need // 10
+    feed = train_feed(table, m, **kw)
+    choice = feed.wait()  # prepared in the caller when not started
+    assert choice.kind == "stream" and not choice.filled and choice.table_bytes_read == 0
+    assert choice.params()["feed_node_share"] == "shared"
+    assert sum(len(b["targets"]) for b in feed(1)) == sum(
+        len(chunk_labels(h, 8)[0]) for h in read_halves(table, "train")
+    )
+    feed.close()
+
+
+def test_a_split_that_fits_no_disk_fails_at_once_naming_what_to_set(table) -> None:
+    m = read_manifest(table)
+    line = check_plan(m, 1 << 40)
+    assert line.startswith("feed: memory (split") and "read once per machine" in line
+    with pytest.raises(DataError, match="AVSPOT_CACHE_DIR"):
+        check_plan(m, 10)
+    assert "already on this machine" in check_plan(m, 10, cached=True)
+
+
+def test_memory_feed_hands_a_read_error_to_the_trainer(tmp_path, cache) -> None:
+    table = str(tmp_path / "table2")
+    write_table(F.tiny_halves(2, split="train"), table, source="synthetic")
+    manifest = read_manifest(table)
+    (Path(table) / manifest.files[0]["path"]).unlink()  # a part lost after the search started
+    feed = train_feed(table, manifest, window_frames=8, batch_size=16, seed=0)
     feed.start(1)
-    with pytest.raises(ValueError, match="not a feature table"):
+    with pytest.raises((DataError, OSError)):
         next(iter(feed(1)))
+    assert not list(cache.glob("*/.train.fill-*"))  # the failed fill left nothing behind
 
 
 def test_device_resident_batches_equal_host_batches(table) -> None:
@@ -68,14 +203,3 @@ def test_device_resident_batches_equal_host_batches(table) -> None:
         for key in ("video", "audio", "targets"):
             np.testing.assert_array_equal(a[key], b[key].numpy())
     assert host.nbytes == dev.nbytes == 2 * 6 * 240 * F.DIM * 4
-
-
-def test_train_feed_streams_what_does_not_fit(table, monkeypatch) -> None:
-    m = read_manifest(table)
-    assert split_bytes(m) == 2 * 6 * 240 * F.DIM * 4
-    kw = {"window_frames": 8, "batch_size": 16, "seed": 0}
-    assert isinstance(train_feed(table, m, **kw), MemoryFeed)
-    monkeypatch.setenv("AVSPOT_FEED_MEMORY_BYTES", str(split_bytes(m) - 1))
-    assert memory_budget() == split_bytes(m) - 1
-    assert isinstance(train_feed(table, m, **kw), RayTrainStream)
-    assert isinstance(train_feed(table, None, **kw), RayTrainStream)  # size unknown

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from avspot.datasets.errors import DataError
@@ -165,42 +164,53 @@ def test_killed_search_resumes_without_rerunning_trials(tmp_path, ray_local):
     assert len(seen) == len(set(seen)), seen
 
 
-def test_ray_stream_prefetched_epochs_hold_every_training_window(s3, s3_table, ray_local):
-    """Through real Ray Data from S3: a prefetched epoch holds the same windows as one read in
-    the caller, every epoch holds all of the split's chunk windows, and none is read-only."""
+def test_two_trials_on_one_machine_read_the_split_from_s3_once(s3, s3_table, ray_local, tmp_path):
+    """Two concurrent trial-like Ray tasks build their feeds from the S3 table: one reads the
+    split from S3 into the machine's node cache, the other waits and reads none; both hand out
+    every chunk window of the split, and forced streaming holds the same windows."""
     import ray
 
+    from avspot.datasets.manifest import read_manifest
     from avspot.datasets.table import iter_halves
     from avspot.datasets.windows import chunk_labels
-    from avspot.search.tuning.stream import FeedSpec, RayTrainStream
 
     w = 20
     expected = sum(
         len(chunk_labels(h, w)[0]) for h in iter_halves(s3_table, "train", endpoint=s3.endpoint)
     )
-
+    manifest = read_manifest(s3_table, s3.endpoint)
+    split = sum(f["bytes"] for f in manifest.files if f["split"] == "train")
     table, endpoint = s3_table, s3.endpoint  # plain values: the task must not capture fixtures
+    cache = str(tmp_path / "node-cache")  # this machine's cache, empty at the start
 
-    @ray.remote(num_cpus=1)
-    def epochs(prefetch: int):
-        spec = FeedSpec(table, window_frames=w, batch_size=16, seed=0, endpoint=endpoint)
-        stream = RayTrainStream(spec, max_epochs=2, prefetch=prefetch)
-        out = []
-        for epoch in (1, 2):
-            sums = []
-            for b in stream(epoch):
-                assert all(v.flags.writeable for v in b.values())
-                sums.extend(np.round(b["video"].sum(axis=(1, 2)), 3).tolist())
-            out.append(sorted(sums))
-        stream.close()
-        return out
+    @ray.remote(num_cpus=0.5)
+    def trial(budget: str | None):
+        import os
 
-    # One at a time: two 1-CPU tasks on 2 CPUs would leave Ray Data none (docs/contracts.md, Ray facts).
-    plain = ray.get(epochs.remote(0))
-    prefetched = ray.get(epochs.remote(2))
-    assert len(plain[0]) == expected
-    assert plain == prefetched
-    assert plain[0] == plain[1]  # the same windows each epoch, in another order
+        from avspot.search.tuning.feed import train_feed
+
+        saved = dict(os.environ)  # the worker process is reused: leave its environment as found
+        os.environ["AVSPOT_CACHE_DIR"] = cache
+        if budget is not None:
+            os.environ["AVSPOT_FEED_MEMORY_BYTES"] = budget
+        try:
+            spec = {"window_frames": w, "batch_size": 16, "seed": 0, "endpoint": endpoint}
+            feed = train_feed(table, manifest, **spec)
+            feed.start(1)
+            choice = feed.wait()
+            n = [sum(len(b["targets"]) for b in feed(epoch)) for epoch in (1, 2)]
+            feed.close()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return choice.kind, choice.filled, choice.table_bytes_read, n
+
+    results = ray.get([trial.remote(None), trial.remote(None)])
+    assert sorted(r[1] for r in results) == [False, True]  # one filled the cache
+    assert sum(r[2] for r in results) == split  # the split came from S3 once
+    assert all(r[0] == "memory" and r[3] == [expected, expected] for r in results)
+    kind, filled, read, n = ray.get(trial.remote("1"))  # forced streaming, cache already full
+    assert (kind, filled, read, n) == ("stream", False, 0, [expected, expected])
 
 
 def test_a_node_running_another_build_is_refused(ray_local):
