@@ -4,18 +4,15 @@
     bash gpu_bundle/run.sh --expect-gpu --out gpu_check.json  # there: installs the wheels, runs this
     .venv/bin/python benchmarks/gpu_check.py [--quick] [--out F]   # or from a checkout's .venv
 
-With the card's name, driver, CUDA, torch and Python versions, and the peak GPU memory of every
-configuration (``max_memory_allocated`` after a reset): 1. training windows/s (forward + backward
-+ Adam, batch 256, T = 20 s, 512-d per modality, random features) of NetVLAD k=64 and k=512 with
-the seed's head (512-wide projection + context gating) and the raw head (sn-spotting's K x D
-descriptor), and of the paper space's largest models (before_fc, early_1024 at k=512), in fp32,
-fp32 with TF32 matmuls and bf16 autocast, timed with CUDA events over fixed step counts after a
-warm-up; 2. spotting seconds per 45-min half (5,400 frames, 1 s stride, ``predict_half``); 3. the
-feed into a GPU trial: ``ChunkBatches`` over a synthetic table's train split resident on the GPU
-(and on the host), windows/s and the share of step time the GPU spends on or waiting for the data
-step (CUDA events around the data step and the compute step, warm-up excluded); 4. the whole
-``Trainer`` for two epochs on a small table written by ``avspot.datasets.synth``. Prints each
-figure as it is measured and writes them all to ``--out`` (JSON). All data is SYNTHETIC.
+With the card, driver, CUDA, torch and Python versions, and peak GPU memory of each configuration:
+1. training windows/s (forward + backward + Adam, batch 256, T = 20 s, 512-d, random features):
+   NetVLAD k=64 / k=512, seed head (projection + gating) and raw head, before_fc and early_1024 at
+   k=512; fp32, TF32, bf16 autocast; CUDA events over fixed step counts after a warm-up;
+2. spotting seconds per 45-min half (5,400 frames, 1 s stride, ``predict_half``);
+3. the feed into a GPU trial: ``ChunkBatches`` over a synthetic train split on the GPU (and on the
+   host): windows/s and the data step's share of step time (CUDA events, warm-up excluded);
+4. the whole ``Trainer`` for two epochs on a table written by ``avspot.datasets.synth``.
+Prints each figure as measured, writes all to ``--out`` (JSON). All data is SYNTHETIC.
 
 Without a CUDA device it says so, runs a tiny CPU smoke of every step (so the script itself is
 tested) and exits 0; with ``--expect-gpu`` it exits 1 instead. A failed section: exit 1, the other
@@ -77,7 +74,6 @@ SIZES = {
     "cpu-smoke": Sizes(4, 1, 1, 8, 240, 1, 4, 2.0, 1, 2),
 }
 
-# name -> ModelConfig fields (batch 256, T = 20 s, 512-d per modality)
 TRAIN_CONFIGS: dict[str, dict[str, Any]] = {
     "video netvlad k=64 seed head": {"fusion": "video", "clusters": 64},
     "video netvlad k=64 raw head": {"fusion": "video", "clusters": 64, "pool_out": None, "gating": False},
@@ -190,11 +186,15 @@ def build(cfg: ModelConfig, device: torch.device) -> torch.nn.Module:
 
 
 def guarded(row: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one measurement; an out-of-memory becomes the row's result, not the script's end."""
+    """Run one measurement; its failure (out of memory, or any error) becomes the row's result,
+    not the end of the section: the other rows are still measured (measure() reports the error)."""
     try:
         row.update(fn())
     except torch.cuda.OutOfMemoryError as exc:
         row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
+    except Exception as exc:
+        traceback.print_exc()
+        row["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     show(row)
     return row
 
@@ -418,6 +418,11 @@ def measure(device: torch.device, mode: str, report: dict[str, Any]) -> list[str
             report[name] = {"error": "".join(traceback.format_exception_only(exc)).strip()}
             traceback.print_exc()
             failed.append(name)
+        rows = report[name] if isinstance(report[name], list) else [report[name]]
+        if name not in failed and any(
+            "error" in r and not str(r["error"]).startswith("out of memory") for r in rows
+        ):
+            failed.append(name)  # a row failed for another reason than memory
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"  [{name}: {timings[name]:.1f} s]", flush=True)
 
