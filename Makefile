@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-unit test-integration test-faults bench gpu-check lint format s3 ui-screenshots cluster-dist clean
+.PHONY: install quickstart test test-unit test-integration test-faults bench gpu-check gpu-check-bundle lint format s3 ui-screenshots cluster-dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,16 @@ test-faults: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The GPU path measured on a machine with a CUDA GPU (says so and exits 0 without one).
+# The GPU path measured on a machine with a CUDA GPU (says so, runs a CPU smoke and exits 0
+# without one; GPU_CHECK_ARGS='--expect-gpu' makes that an error). Figures: benchmarks/out/.
+GPU_CHECK_ARGS ?=
 gpu-check: $(STAMP)
-	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python benchmarks/gpu_check.py --out benchmarks/out/gpu_check.json $(GPU_CHECK_ARGS)
+
+# gpu_bundle/: the wheels and script that run the GPU check on a machine with torch, numpy and
+# pyarrow only and no package index (README, "GPU check"): bash gpu_bundle/run.sh --expect-gpu
+gpu-check-bundle: $(STAMP)
+	$(BIN)/python scripts/gpu_bundle.py --out gpu_bundle
 
 # Screenshots of the MLflow UI on the quickstart's store (needs Debian's chromium:
 # apt-get install -y chromium). Run `make quickstart` first.
@@ -63,4 +70,4 @@ cluster-dist: $(STAMP)
 	scripts/cluster/build_dist.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist gpu_bundle *.egg-info .pytest_cache .ruff_cache

@@ -1,5 +1,8 @@
 """cluster.yaml against Ray's own schema, config preparation and AWS bootstrap steps, and the scripts
-it runs (scripts/cluster/), all without AWS: any AWS API call fails the test.
+it runs (scripts/cluster/), all without AWS: any AWS API call fails the test. The config checked is the
+one `ray up` gets: cluster.yaml resolved as scripts/cluster/up.sh does it, against a fake `aws` and a
+fake dist/IMAGES (tests/support/cluster.py); tests/test_cluster_images.py checks that resolution, the
+images and the scripts that build them.
 
 The node-side scripts run here for real, in temporary folders, through the same bash wrapper Ray
 uses for setup and start commands (`bash --login -c -i 'source ~/.bashrc; ...'`).
@@ -16,7 +19,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,10 +28,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import cluster as C
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 SCRIPTS = ROOT / "scripts" / "cluster"
-IMAGE = "rayproject/ray:2.60.0-py311-gpu"
 DIST_REMOTE = "/home/ray/dist"
 
 
@@ -57,11 +60,12 @@ def raw_config() -> dict:
 
 
 @pytest.fixture
-def prepared() -> dict:
-    """cluster.yaml as `ray up` sees it before the AWS calls: Ray's prepare_config + validate_config."""
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """cluster.yaml as `ray up` sees it before the AWS calls: resolved (up.sh), then Ray's
+    prepare_config + validate_config."""
     from ray.autoscaler._private.util import prepare_config, validate_config
 
-    config = prepare_config(raw_config())
+    config = prepare_config(C.resolved_config(raw_config(), tmp_path_factory.mktemp("resolve")))
     validate_config(config)
     return config
 
@@ -193,19 +197,26 @@ def test_rays_aws_bootstrap_keeps_our_profiles_groups_key_and_ami(prepared: dict
 # ---- the fields issue 11 asks for ----------------------------------------------------------------
 
 
-def test_image_id_pinned_on_every_node_type(prepared: dict) -> None:
+def test_image_id_resolved_on_every_node_type(prepared: dict) -> None:
     from ray.autoscaler._private.aws.config import DEFAULT_AMI
 
+    for name, node_type in raw_config()["available_node_types"].items():
+        assert node_type["node_config"]["ImageId"] == "ami-unresolved", name  # never a real id
     for name, node_type in prepared["available_node_types"].items():
         ami = node_type["node_config"].get("ImageId", "")
         assert re.fullmatch(r"ami-[0-9a-f]{8,17}", ami), f"{name}: ImageId {ami!r}"
         assert ami not in DEFAULT_AMI.values(), f"{name}: Ray's Ubuntu 18.04 default DLAMI"
     amis = {t["node_config"]["ImageId"] for t in prepared["available_node_types"].values()}
-    assert len(amis) == 1, "one host stack on every node"
-    meta = prepared["metadata"]["avspot"]["ami_ssm_parameter"]
-    assert meta.startswith(
-        "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/"
+    assert amis == {C.AMI}, "one host stack on every node: the id SSM gave"
+    meta = prepared["metadata"]["avspot"]
+    assert meta["ami_ssm_parameter"] == (
+        "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
     )
+    resolved = meta["resolved"]
+    assert (resolved["ami"], resolved["region"]) == (C.AMI, prepared["provider"]["region"])
+    assert resolved["ami_name"] == C.AMI_NAME and resolved["ami_created"] == C.AMI_CREATED
+    assert resolved["ssm_parameter"] == meta["ami_ssm_parameter"]
+    assert resolved["resolved_at"].startswith("2026-12-01T12:00")
 
 
 def test_head_and_workers_have_separate_instance_profiles(prepared: dict) -> None:
@@ -227,7 +238,18 @@ def test_iam_policies(prepared: dict) -> None:
     worker = allowed_actions(iam_policy("worker-policy.json"))
     assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags", "iam:PassRole"} <= head
     assert {"ec2:DescribeInstances", "ssm:GetParameter", "s3:GetObject", "s3:PutObject"} <= head
-    assert not [a for a in worker if not a.startswith("s3:")], "workers get S3 rights only"
+    ecr_pull = {"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability"}  # fmt: skip
+    assert not [a for a in worker if not a.startswith("s3:") and a not in ecr_pull], (
+        "workers get S3 rights and image pulls only"
+    )
+    assert ecr_pull <= head and ecr_pull <= worker
+    # The repositories they may pull are the ones the images are named in (account, region, path).
+    image = raw_config()["docker"]["worker_image"]
+    account, region = re.match(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/", image).groups()
+    path = image.split("/", 1)[1].rsplit("/", 1)[0]
+    for name in ("head-policy.json", "worker-policy.json"):
+        assert f"arn:aws:ecr:{region}:{account}:repository/{path}/*" in json.dumps(iam_policy(name))
     assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= worker
     assert "*" not in head | worker and not any(a.endswith(":*") for a in head | worker)
     trust = iam_policy("ec2-trust-policy.json")
@@ -253,11 +275,13 @@ def test_gpu_worker_type(prepared: dict) -> None:
     assert "--gpus all" not in run_options(prepared, "head")
 
 
-def test_docker_image(prepared: dict) -> None:
-    assert prepared["docker"]["image"] == IMAGE
-    assert "head_image" not in prepared["docker"] and "worker_image" not in prepared["docker"]
-    assert (SCRIPTS / "mlflow.Dockerfile").read_text().count(f"FROM {IMAGE}\n") == 1
-    assert sys.version_info[:2] == (3, 11), "the image is py311: build and test with 3.11"
+def test_docker_images_are_the_pushed_digests(prepared: dict) -> None:
+    docker = prepared["docker"]
+    assert "image" not in raw_config()["docker"], "one image per role, no shared default"
+    assert docker["head_image"] == f"{C.REGISTRY}/avspot-head@sha256:{C.DIGESTS['head']}"
+    assert docker["worker_image"] == f"{C.REGISTRY}/avspot-worker@sha256:{C.DIGESTS['worker']}"
+    assert docker["pull_before_run"] is False, "digests never change: pulled once per node"
+    assert sys.version_info[:2] == (3, 11), "the images are py311: build and test with 3.11"
 
 
 def test_region_reaches_the_containers(prepared: dict) -> None:
@@ -289,23 +313,28 @@ def test_file_mounts_ship_dist_and_secrets_never_the_checkout(prepared: dict) ->
     assert "**/__pycache__" in prepared["rsync_exclude"]
 
 
-def test_wheel_and_constraints_installed_with_constraint(prepared: dict) -> None:
+INSTALLERS = re.compile(
+    r"\b(pip3?|uv pip|conda|mamba|apt-get|apt|yum|dnf) +install\b|docker +build\b"
+)
+
+
+def test_no_node_installs_anything_at_boot(prepared: dict) -> None:
+    keys = ("initialization_commands", "setup_commands", "head_setup_commands",
+            "worker_setup_commands", "head_start_ray_commands", "worker_start_ray_commands")  # fmt: skip
+    for key in keys:
+        for command in prepared[key]:
+            assert not INSTALLERS.search(command), f"{key}: {command}"
+    for node_type in prepared["available_node_types"].values():
+        assert not INSTALLERS.search(json.dumps(node_type)), "no user data installs either"
+    # What the boot does instead: check that the image is dist/'s build (the wheel is in the image).
     for role in ("head", "worker"):
-        installs = [c for c in prepared[f"{role}_setup_commands"] if "pip install" in c]
-        assert len(installs) == 1, role
-        command = installs[0]
-        assert command.startswith(f"cd {DIST_REMOTE} &&")
-        assert "sha256sum --check --strict" in command.split("pip install")[0]
-        pip = shlex.split(command.split("pip install", 1)[1])
-        assert "--constraint" in pip and pip[pip.index("--constraint") + 1] == "constraints.txt"
-        assert [a for a in pip if a.endswith(".whl")] == ["./avspot-*.whl"]
-        assert "-e" not in pip and "--editable" not in pip
-    assert not any("pip install" in c for c in prepared["head_start_ray_commands"])
+        assert f"bash {DIST_REMOTE}/cluster/check_image.sh" in prepared[f"{role}_setup_commands"]
 
 
 def test_every_script_the_config_runs_is_shipped_in_dist(prepared: dict) -> None:
     used = dist_scripts_used(prepared)
-    assert {"node_env.sh", "check_gpu.sh", "wait_mlflow.sh", "mlflow.Dockerfile"} <= used
+    assert {"node_env.sh", "check_gpu.sh", "wait_mlflow.sh", "check_image.sh",
+            "registry_login.sh"} <= used  # fmt: skip
     text = (SCRIPTS / "build_dist.sh").read_text()
     shipped = set(re.search(r"for f in ([^;]+); do", text).group(1).split())
     assert used <= shipped and "mlflow_server.sh" in shipped
@@ -318,9 +347,8 @@ def test_mlflow_server_is_supervised_and_configured(prepared: dict) -> None:
     options, image, command = split_docker_run(tokens)
     assert option_values(options, "--restart") == ["unless-stopped"]
     assert option_values(options, "--network") == ["host"]
-    assert image == "avspot-mlflow:current"
-    builds = [c for c in prepared["head_setup_commands"] if c.startswith("docker build")]
-    assert len(builds) == 1 and f"--tag {image}" in builds[0]
+    assert image == f"{C.REGISTRY}/avspot-mlflow@sha256:{C.DIGESTS['mlflow']}"  # pushed, pinned
+    assert not any("docker build" in c for c in prepared["head_setup_commands"])
     # Ray runs a setup command on the host when it starts with `docker` (DockerCommandRunner.run).
     assert all(c.startswith("docker") for c in prepared["head_setup_commands"] if "docker " in c)
     secrets_host = "/tmp/ray_tmp_mount/{}/home/ray/.avspot/mlflow.env".format(
@@ -651,43 +679,6 @@ def test_check_gpu_fails_early(fake_bin: Path, smi: str, message: str) -> None:
         ["bash", str(SCRIPTS / "check_gpu.sh")], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 1 and message in out.stderr
-
-
-def test_pin_ami_rewrites_every_node_type(fake_bin: Path, tmp_path: Path) -> None:
-    write_exe(
-        fake_bin / "aws",
-        "#!/usr/bin/env bash\n"
-        'echo "$*" >> "$AWS_LOG"\n'
-        'case "$1 $2" in\n'
-        '  "ssm get-parameter") echo ami-0fedcba9876543210 ;;\n'
-        '  "ec2 describe-images") echo "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261127" ;;\n'
-        "  *) exit 3 ;;\n"
-        "esac\n",
-    )
-    config = tmp_path / "cluster.yaml"
-    shutil.copy(CLUSTER_YAML, config)
-    env = {
-        **os.environ,
-        "PATH": f"{fake_bin}:{os.environ['PATH']}",
-        "AWS_LOG": str(tmp_path / "log"),
-    }
-    out = subprocess.run(
-        ["bash", str(SCRIPTS / "pin_ami.sh"), "--write", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "eu-west-1 ami-0fedcba9876543210 Deep Learning Base OSS" in out.stdout
-    new = yaml.safe_load(config.read_text())
-    assert {t["node_config"]["ImageId"] for t in new["available_node_types"].values()} == {
-        "ami-0fedcba9876543210"
-    }
-    assert (
-        "--name /aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/"
-        in (tmp_path / "log").read_text()
-    )
 
 
 def test_shell_scripts_are_strict_and_parse() -> None:

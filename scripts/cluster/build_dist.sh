@@ -13,8 +13,9 @@
 #                                      AVSPOT_CONSTRAINTS_DROP="torch torchvision". avspot itself and
 #                                      editable installs are left out; server-constraints.txt adds the
 #                                      MLflow server image's extras.
-#   cluster/                           the node-side scripts (node_env.sh, check_gpu.sh, wait_mlflow.sh,
-#                                      mlflow_server.sh, mlflow.Dockerfile)
+#   cluster/                           the node-side scripts (node_env.sh, check_gpu.sh, check_image.sh,
+#                                      registry_login.sh, wait_mlflow.sh, mlflow_server.sh); build_images.sh
+#                                      builds the node images with this folder as their context
 #   BUILD_ID, BUILD_INFO, SHA256SUMS   the build's identity (sha256 of wheel + constraints), where it came
 #                                      from, and the checksums the nodes verify before installing
 # OUT_DIR defaults to dist/ in the repository; PYTHON defaults to .venv/bin/python. Build on Linux x86_64
@@ -102,7 +103,7 @@ for key in sorted(pins):
 PY
 
 mkdir -p "$out/cluster"
-for f in node_env.sh check_gpu.sh wait_mlflow.sh mlflow_server.sh mlflow.Dockerfile; do
+for f in node_env.sh check_gpu.sh check_image.sh registry_login.sh wait_mlflow.sh mlflow_server.sh; do
   cp "$here/$f" "$out/cluster/$f"
 done
 

@@ -20,7 +20,7 @@ driver=$(head -n 1 <<<"$out" | awk -F', *' '{print $NF}')
 major=${driver%%.*}
 if [[ ! $major =~ ^[0-9]+$ ]] || ((major < min_major)); then
   echo "check_gpu.sh: NVIDIA driver '$driver' < $min_major: torch's CUDA 13 wheels cannot run;" \
-    "pin a newer ImageId with scripts/cluster/pin_ami.sh --write and run ray up again" >&2
+    "scripts/cluster/up.sh resolves the latest DLAMI for the region: run it again" >&2
   exit 1
 fi
 "$py" - <<'PY'

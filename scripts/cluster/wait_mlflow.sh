@@ -29,6 +29,6 @@ while time.monotonic() < deadline:
     time.sleep(2)
 sys.exit(
     f"wait_mlflow.sh: {url} did not answer in {timeout_s:.0f} s ({last}); see the server's log with\n"
-    "  ray exec cluster.yaml 'docker logs --tail 50 avspot-mlflow'"
+    "  ray exec build/cluster/cluster.resolved.yaml 'docker logs --tail 50 avspot-mlflow'"
 )
 PY

@@ -16,6 +16,7 @@ lost is simply sent again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,7 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,24 @@ _HTTP_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
+# Large artifacts bypass the server (docs/cluster.md, "Large models"). An `mlflow server
+# --serve-artifacts` with an S3 destination (the cluster's) hands out presigned URLs: files of
+# 64 MiB and more go to S3 in 32 MiB parts straight from the client and come back in ranged GETs,
+# so a k=512 checkpoint (1-2.2 GB) never streams through the server's one worker, whose proxied
+# PUT answers only after the server has copied the whole file on to S3 (silence past the
+# 15 s timeout above). Explicit rather than MLflow 3.17's /server-info probe, which turns both
+# off silently when it fails; a server that cannot (local artifact root) falls back to the
+# proxied path. The client needs no S3 credentials: the URLs carry the server's signature.
+_ARTIFACT_ENV_DEFAULTS = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+    "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(64 * 2**20),
+    "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(32 * 2**20),  # x 2 threads per CPU, in memory
+    "MLFLOW_MULTIPART_DOWNLOAD_MINIMUM_FILE_SIZE": str(64 * 2**20),
+}
+# Seconds one artifact request may wait for its answer while a model is logged: completing a
+# multipart upload makes S3 assemble the object (AWS: "can take several minutes").
+ARTIFACT_TIMEOUT_ENV = "AVSPOT_MLFLOW_ARTIFACT_TIMEOUT_S"
+DEFAULT_ARTIFACT_TIMEOUT_S = 600
 _HEALTH_TIMEOUT_S = 3.0
 
 
@@ -118,7 +137,7 @@ def get_client(uri: str | None = None, *, check: bool = True) -> MlflowClient:
     resolved = tracking_uri(uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if resolved.startswith(("http://", "https://")):
-        for key, value in _HTTP_ENV_DEFAULTS.items():
+        for key, value in {**_HTTP_ENV_DEFAULTS, **_ARTIFACT_ENV_DEFAULTS}.items():
             os.environ.setdefault(key, value)
         if check:
             _check_http(resolved)
@@ -128,6 +147,33 @@ def get_client(uri: str | None = None, *, check: bool = True) -> MlflowClient:
     if resolved.startswith("sqlite:///") and resolved not in _INITIALIZED:
         return _initialize_sqlite(resolved)
     return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+
+
+@contextlib.contextmanager
+def artifact_timeout(seconds: float | None = None) -> Iterator[float]:
+    """MLflow's per-request HTTP timeout raised to ``seconds`` (default
+    $AVSPOT_MLFLOW_ARTIFACT_TIMEOUT_S, 600) for the block, e.g. while a model is logged; the
+    tracking calls' short timeout is restored after it. The setting is process-wide (MLflow reads
+    it per request), so other threads' requests may wait longer meanwhile, never shorter."""
+    if seconds is None:
+        raw = os.environ.get(ARTIFACT_TIMEOUT_ENV, str(DEFAULT_ARTIFACT_TIMEOUT_S))
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise DataError(
+                f"${ARTIFACT_TIMEOUT_ENV}={raw!r}: must be a number of seconds"
+            ) from None
+    key = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+    before = os.environ.get(key)
+    current = float(before) if before and before.replace(".", "", 1).isdigit() else 0.0
+    os.environ[key] = str(int(max(seconds, current)))
+    try:
+        yield float(os.environ[key])
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 _INITIALIZED: set[str] = set()

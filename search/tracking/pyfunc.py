@@ -23,7 +23,7 @@ from typing import Any
 import mlflow.pyfunc  # imported by trials and serving only, never by the CLI's --help
 
 from avspot.datasets.layout import FEATURE_DIM
-from avspot.search.tracking.client import get_client
+from avspot.search.tracking.client import artifact_timeout, get_client
 from avspot.search.tracking.names import MODEL_ARTIFACT
 from avspot.search.tracking.scrub import flatten, scrub
 from avspot.search.tracking.wheel import build_wheel
@@ -201,7 +201,8 @@ def log_spotter_model(
     # Model.log files the logged model under the process's current experiment when no run is
     # active (MLflow 3.17); set it to the run's own.
     mlflow.set_experiment(experiment_id=experiment_id)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    # artifact_timeout: the checkpoint of a k=512 model is 1-2.2 GB (tracking.client's notes)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), artifact_timeout():
         warnings.filterwarnings("ignore", message=".*type hints.*")
         info = Model.log(
             artifact_path=None,
