@@ -358,7 +358,7 @@ def fit_two_epochs(
     from avspot.avmodels.trainer import Trainer
 
     cuda = device.type == "cuda"
-    cfg = TrainConfig.from_overrides(
+    cfg = TrainConfig().merge(
         {
             **settings,
             "max_epochs": 2,
@@ -368,7 +368,7 @@ def fit_two_epochs(
     )
     feed = ChunkBatches(train, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed,
                         device=device if cuda else None)  # fmt: skip
-    result = Trainer(cfg).fit(feed, lambda: valid, [], pos_freq=feed.pos_freq)
+    result = Trainer(cfg).fit(feed, lambda: valid, pos_freq=feed.pos_freq)
     return {"wall_s": result.wall_s, "history": result.history, "stop_reason": result.stop_reason,
             "precision": cfg.precision, "batch_size": cfg.batch_size}  # fmt: skip
 

@@ -2,8 +2,8 @@
 
 They print figures and assert nothing about time; these tests only check that a script runs to
 the end and prints its reproduce line (a renamed import or command broke two of them once).
-The Ray-based ones (feed, platform, validation, the search replay) have their own tests or run
-in `make bench`.
+The Ray-based ones (platform, validation, the search replay) have their own tests or run in
+`make bench`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ CASES = {
     "models": ["bench_models.py", "--configs", "netvlad64_raw", "--iters", "1", "--warmup", "0",
                "--batch", "8"],
     "audio": ["bench_audio_extract.py", "--minutes", "0.1"],
+    "feed": ["bench_feed.py", "--games", "3", "--half-minutes", "2", "--epochs", "2"],
 }  # fmt: skip
 
 
