@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avspot.avmodels.gating import ContextGating
-from avspot.avmodels.sliding import check_window_args, edge_pad, num_windows, window_sums
+from avspot.avmodels.sliding import (
+    EPS,
+    check_window_args,
+    chunk_windows,
+    edge_pad,
+    num_windows,
+    vlad_sliding_linear,
+    window_sums,
+)
 
 __all__ = [
     "POOLINGS",
@@ -35,8 +43,6 @@ __all__ = [
     "register_pooling",
 ]
 
-_EPS = 1e-12  # F.normalize's eps: x / max(||x||, eps)
-_CHUNK_BYTES = 48 << 20  # working-set budget of one chunk of windows in sliding inference
 
 POOLINGS: dict[str, type[Pooling]] = {}
 
@@ -138,7 +144,7 @@ class Pooling(nn.Module):
         xp = edge_pad(x, w)  # (N + W, D)
         n = num_windows(x.shape[0], s)
         view = xp.unfold(0, w, s)[:n].transpose(1, 2)  # (n, W, D) view, no copy
-        chunk = _chunk_windows(w * self.input_dim * 4 * 4)
+        chunk = chunk_windows(w * self.input_dim * 4 * 4)
         for i0 in range(0, n, chunk):
             yield self.forward(view[i0 : i0 + chunk])
 
@@ -156,14 +162,9 @@ def intra_global_normalize(v: Tensor) -> Tensor:
     but touches the (B, K, D) tensor three times instead of about eight (forward + backward).
     """
     norm = torch.linalg.vector_norm(v, dim=2, keepdim=True)  # (B, K, 1)
-    inv = 1.0 / norm.clamp_min(_EPS)  # intra-normalisation
-    glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)  # (B, 1, 1)
+    inv = 1.0 / norm.clamp_min(EPS)  # intra-normalisation
+    glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(EPS)  # (B, 1, 1)
     return v * (inv / glob)
-
-
-def _chunk_windows(bytes_per_window: int, budget: int = _CHUNK_BYTES) -> int:
-    """How many windows one chunk holds within the working-set budget (at least 1)."""
-    return max(1, min(4096, budget // max(1, bytes_per_window)))
 
 
 # ---- parameter-free poolings ------------------------------------------------------------------
@@ -396,12 +397,12 @@ class NetFV(_ClusterPooling):
             fv1 = torch.bmm(aw, xv[i0 : i0 + chunk])  # (c, K, D)
             fv2 = torch.bmm(aw, x2v[i0 : i0 + chunk])  # (c, K, D)
             fv2.mul_(inv_cov2).addcmul_(fv1, c_cov2).addcmul_(a_sum, const2)
-            norm2 = torch.linalg.vector_norm(fv2.flatten(1), dim=1).clamp_min_(_EPS)
+            norm2 = torch.linalg.vector_norm(fv2.flatten(1), dim=1).clamp_min_(EPS)
             fv2.div_(norm2.view(-1, 1, 1))
             fv1.mul_(inv_cov).addcmul_(a_sum, c_cov)
             norm = torch.linalg.vector_norm(fv1, dim=2, keepdim=True)  # (c, K, 1)
-            inv = 1.0 / norm.clamp_min(_EPS)
-            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
+            inv = 1.0 / norm.clamp_min(EPS)
+            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(EPS)
             fv1.mul_(inv / glob)
             if w1 is None:
                 yield torch.cat([fv1.flatten(1), fv2.flatten(1)], dim=1)
@@ -452,85 +453,25 @@ class _VLADBase(_ClusterPooling):
             if self.residual:
                 vlad.addcmul_(aw.sum(2).unsqueeze(2), self.centers, value=-1.0)
             norm = torch.linalg.vector_norm(vlad, dim=2, keepdim=True)  # (c, K, 1)
-            inv = 1.0 / norm.clamp_min(_EPS)
-            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(_EPS)
+            inv = 1.0 / norm.clamp_min(EPS)
+            glob = (norm * inv).square().sum(dim=1, keepdim=True).sqrt().clamp_min(EPS)
             yield self.head(vlad.mul_(inv / glob).flatten(1))
 
     def _sliding_linear(
         self, x: Tensor, w: int, s: int, weight: Tensor, bias: Tensor | None
     ) -> Tensor:
-        """Linear map of every window's descriptor without forming any descriptor.
-
-        With no gating, ``weight @ hidden`` is one linear map L (O, K, D) of the normalised
-        descriptor, so logits_w = sum_k s_wk (sum_{t in w} a_tk x_t.L_k - A_wk c_k.L_k) with
-        A_wk = sum_{t in w} a_tk and s_wk = 1 / (||v_wk|| * ||u_w||) from the cluster norms,
-        which come from the Gram expansion ||v_wk||^2 = Q_wk - 2 A_wk sum_t a_tk x_t.c_k +
-        A_wk^2 ||c_k||^2, Q_wk = sum_{t,u in w} a_tk a_uk x_t.x_u (float64).
-
-        Per frame, once: a_t, x_t.L (O x K numbers), x_t.c_k. Per window: O(W K (W + O))
-        instead of O(W K D) twice (assignment and aggregation) plus O(K D O). Window sums are
-        direct sums over the window's frames, never differences of running sums: a cluster
-        nearly absent from a window still counts fully after the intra-normalisation, and
-        would be lost to cancellation against the frames around it.
-        """
-        if self.gating is not None:
+        """Linear map of every window's descriptor without forming any descriptor, on the CPU
+        (``sliding.vlad_sliding_linear``: per-frame work once, the cluster norms from a
+        float64 Gram expansion). With gating, or on a GPU (float64 runs at 1/64 of float32 on
+        an A10G), the descriptors are formed chunk by chunk in the model's precision instead."""
+        if self.gating is not None or x.is_cuda:
             return super()._sliding_linear(x, w, s, weight, bias)
-        k, d = self.clusters, self.input_dim
         lin = weight if self.hidden is None else weight @ self.hidden.weight  # (O, K * D)
-        o = lin.shape[0]
-        lin = lin.reshape(o, k, d)  # (O, K, D)
+        lin = lin.reshape(lin.shape[0], self.clusters, self.input_dim)  # (O, K, D)
         xp = edge_pad(x, w)  # (Np, D)
-        n = num_windows(x.shape[0], s)
-        a = self.assign(xp)  # (Np, K)
-        z = (xp @ lin.reshape(o * k, d).t()).reshape(-1, o, k)  # (Np, O, K): x_t . L_ok
-        x64, a64 = xp.double(), a.double()
-        if self.residual:
-            c64 = self.centers.double()  # (K, D)
-            xc = x64 @ c64.t()  # (Np, K): x_t . c_k
-            cl = torch.einsum("okd,kd->ok", lin.double(), c64)  # (O, K): c_k . L_ok
-            cc = c64.square().sum(1)  # (K,)
-        za = window_sums(z, w, s, n, weights=a.unsqueeze(1))  # (n, O, K): sum a_tk x_t.L_ok
-        a_sum = window_sums(a64, w, s, n)  # (n, K): A_wk
-        if self.residual:
-            xc_sum = window_sums(xc, w, s, n, weights=a64)  # (n, K): sum a_tk x_t.c_k
-            za = za.double() - a_sum.unsqueeze(1) * cl
-        band = _gram_band(x64, w)  # (Np, 2W - 1): x_t . x_{t+o}, o in (-W, W)
-        # window i's Gram matrix G[p, q] = band[i*s + p, W - 1 + q - p]: a strided view
-        g_all = band.as_strided((n, w, w), (s * (2 * w - 1), 2 * w - 2, 1), w - 1)
-        a_win = a64.unfold(0, w, s)[:n]  # (n, K, W) view: no copy
-        norm2 = torch.empty((n, k), dtype=torch.float64, device=x.device)  # Q_wk, chunk by chunk
-        chunk = _chunk_windows(8 * w * k * 2)
-        for i0 in range(0, n, chunk):
-            aw = a_win[i0 : i0 + chunk]  # (c, K, W)
-            gaw = torch.bmm(aw, g_all[i0 : i0 + chunk])  # (c, K, W): G_w a_wk
-            torch.linalg.vecdot(gaw, aw, out=norm2[i0 : i0 + chunk])
-        if self.residual:
-            norm2 = norm2 - 2 * a_sum * xc_sum + a_sum.square() * cc
-        norm = norm2.clamp_min_(0).sqrt_()  # (n, K): ||v_wk||
-        inv = 1.0 / norm.clamp_min(_EPS)  # intra-normalisation factors
-        glob = (norm * inv).square().sum(1).sqrt().clamp_min(_EPS)  # (n,) global norm after
-        scale = (inv / glob.unsqueeze(1)).to(za.dtype)  # (n, K)
-        out = torch.linalg.vecdot(za, scale.unsqueeze(1))  # (n, O)
-        y = out.to(x.dtype)  # (n, O)
+        centers = self.centers if self.residual else None
+        y = vlad_sliding_linear(xp, self.assign(xp), lin, centers, w, s, num_windows(x.shape[0], s))
         return y if bias is None else y + bias
-
-
-def _gram_band(x: Tensor, w: int, block: int = 256) -> Tensor:
-    """band[t, W - 1 + o] = x_t . x_{t+o} for o in (-W, W), zero outside, (Np + 1, 2W - 1).
-
-    One GEMM per block of frames against the block extended by W - 1 frames on both sides;
-    the band is a strided (diagonal) view of each block's Gram matrix.
-    """
-    np_ = x.shape[0]
-    xe = F.pad(x, (0, 0, w - 1, w - 1))  # (Np + 2W - 2, D): xe[t + W - 1] = x_t
-    band = torch.zeros(
-        (np_ + 1, 2 * w - 1), dtype=x.dtype, device=x.device
-    )  # one spare row for views
-    for f0 in range(0, np_, block):
-        f1 = min(np_, f0 + block)
-        g = x[f0:f1] @ xe[f0 : f1 + 2 * w - 2].t()  # (b, b + 2W - 2): column j is u = f0+j-W+1
-        band[f0:f1] = g.as_strided((f1 - f0, 2 * w - 1), (g.shape[1] + 1, 1))  # g[i, i + j]
-    return band
 
 
 @register_pooling("netvlad")

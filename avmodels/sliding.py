@@ -14,14 +14,28 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from avspot.datasets.windows import n_sliding_windows
 
+EPS = 1e-12  # F.normalize's eps: x / max(||x||, eps)
+CHUNK_BYTES = 48 << 20  # working-set budget of one chunk of windows in sliding inference
+
+
+def chunk_windows(bytes_per_window: int, budget: int = CHUNK_BYTES) -> int:
+    """How many windows one chunk holds within the working-set budget (at least 1)."""
+    return max(1, min(4096, budget // max(1, bytes_per_window)))
+
+
 __all__ = [
+    "CHUNK_BYTES",
+    "EPS",
     "check_window_args",
+    "chunk_windows",
     "edge_pad",
     "num_windows",
+    "vlad_sliding_linear",
     "window_sums",
     "windows_reference",
 ]
@@ -110,3 +124,81 @@ def window_sums(
         i1 = min(n_windows, -(-(j1 * w) // s))
         out[i0:i1] = sums[starts[i0:i1] - f0]
     return out.reshape((n_windows, *feat_shape))
+
+
+def vlad_sliding_linear(
+    xp: Tensor,
+    a: Tensor,
+    lin: Tensor,
+    centers: Tensor | None,
+    w: int,
+    s: int,
+    n: int,
+) -> Tensor:
+    """Linear map of every window's descriptor without forming any descriptor.
+
+    With no gating, ``weight @ hidden`` is one linear map L (O, K, D) of the normalised
+    descriptor, so logits_w = sum_k s_wk (sum_{t in w} a_tk x_t.L_k - A_wk c_k.L_k) with
+    A_wk = sum_{t in w} a_tk and s_wk = 1 / (||v_wk|| * ||u_w||) from the cluster norms,
+    which come from the Gram expansion ||v_wk||^2 = Q_wk - 2 A_wk sum_t a_tk x_t.c_k +
+    A_wk^2 ||c_k||^2, Q_wk = sum_{t,u in w} a_tk a_uk x_t.x_u (float64).
+
+    Per frame, once: a_t, x_t.L (O x K numbers), x_t.c_k. Per window: O(W K (W + O))
+    instead of O(W K D) twice (assignment and aggregation) plus O(K D O). Window sums are
+    direct sums over the window's frames, never differences of running sums: a cluster
+    nearly absent from a window still counts fully after the intra-normalisation, and
+    would be lost to cancellation against the frames around it.
+
+    xp (Np, D) edge-padded frames, a (Np, K) their soft assignments, lin (O, K, D) the linear
+    map, ``centers`` (K, D) for NetVLAD's residuals (None: NetRVLAD); returns (n, O).
+    """
+    residual = centers is not None
+    o, k, d = lin.shape
+    z = (xp @ lin.reshape(o * k, d).t()).reshape(-1, o, k)  # (Np, O, K): x_t . L_ok
+    x64, a64 = xp.double(), a.double()
+    if residual:
+        c64 = centers.double()  # (K, D)
+        xc = x64 @ c64.t()  # (Np, K): x_t . c_k
+        cl = torch.einsum("okd,kd->ok", lin.double(), c64)  # (O, K): c_k . L_ok
+        cc = c64.square().sum(1)  # (K,)
+    za = window_sums(z, w, s, n, weights=a.unsqueeze(1))  # (n, O, K): sum a_tk x_t.L_ok
+    a_sum = window_sums(a64, w, s, n)  # (n, K): A_wk
+    if residual:
+        xc_sum = window_sums(xc, w, s, n, weights=a64)  # (n, K): sum a_tk x_t.c_k
+        za = za.double() - a_sum.unsqueeze(1) * cl
+    band = _gram_band(x64, w)  # (Np, 2W - 1): x_t . x_{t+o}, o in (-W, W)
+    # window i's Gram matrix G[p, q] = band[i*s + p, W - 1 + q - p]: a strided view
+    g_all = band.as_strided((n, w, w), (s * (2 * w - 1), 2 * w - 2, 1), w - 1)
+    a_win = a64.unfold(0, w, s)[:n]  # (n, K, W) view: no copy
+    norm2 = torch.empty((n, k), dtype=torch.float64, device=xp.device)  # Q_wk, chunk by chunk
+    chunk = chunk_windows(8 * w * k * 2)
+    for i0 in range(0, n, chunk):
+        aw = a_win[i0 : i0 + chunk]  # (c, K, W)
+        gaw = torch.bmm(aw, g_all[i0 : i0 + chunk])  # (c, K, W): G_w a_wk
+        torch.linalg.vecdot(gaw, aw, out=norm2[i0 : i0 + chunk])
+    if residual:
+        norm2 = norm2 - 2 * a_sum * xc_sum + a_sum.square() * cc
+    norm = norm2.clamp_min_(0).sqrt_()  # (n, K): ||v_wk||
+    inv = 1.0 / norm.clamp_min(EPS)  # intra-normalisation factors
+    glob = (norm * inv).square().sum(1).sqrt().clamp_min(EPS)  # (n,) global norm after
+    scale = (inv / glob.unsqueeze(1)).to(za.dtype)  # (n, K)
+    out = torch.linalg.vecdot(za, scale.unsqueeze(1))  # (n, O)
+    return out.to(xp.dtype)  # (n, O)
+
+
+def _gram_band(x: Tensor, w: int, block: int = 256) -> Tensor:
+    """band[t, W - 1 + o] = x_t . x_{t+o} for o in (-W, W), zero outside, (Np + 1, 2W - 1).
+
+    One GEMM per block of frames against the block extended by W - 1 frames on both sides;
+    the band is a strided (diagonal) view of each block's Gram matrix.
+    """
+    np_ = x.shape[0]
+    xe = F.pad(x, (0, 0, w - 1, w - 1))  # (Np + 2W - 2, D): xe[t + W - 1] = x_t
+    band = torch.zeros(
+        (np_ + 1, 2 * w - 1), dtype=x.dtype, device=x.device
+    )  # one spare row for views
+    for f0 in range(0, np_, block):
+        f1 = min(np_, f0 + block)
+        g = x[f0:f1] @ xe[f0 : f1 + 2 * w - 2].t()  # (b, b + 2W - 2): column j is u = f0+j-W+1
+        band[f0:f1] = g.as_strided((f1 - f0, 2 * w - 1), (g.shape[1] + 1, 1))  # g[i, i + j]
+    return band

@@ -334,3 +334,23 @@ def test_save_and_load_model_round_trip(tmp_path) -> None:
 def test_train_convenience_function() -> None:
     result = train(_cfg(max_epochs=1), TRAIN[:3], VALID[:1])
     assert len(result.history) == 1
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_checkpoints_hold_best_copies_only_when_they_differ(schedule, tmp_path) -> None:
+    cfg = _cfg(max_epochs=3, schedule=schedule, patience=5, stop_patience=9)
+    trainer = Scripted(cfg, [0.5, 0.6, 0.55])
+    stream = ChunkBatches(TRAIN[:2], cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
+    kept = {}
+    for end in trainer.epochs(stream, lambda: VALID):
+        kept[end.epoch] = trainer.checkpoint()
+        trainer.save_checkpoint(tmp_path / f"e{end.epoch}.pt")
+    assert kept[2]["best_model"] is None and kept[2]["best_optimizer"] is None  # 2 is the best
+    assert kept[3]["best_model"] is not None  # epoch 3 is worse: epoch 2's weights kept
+    assert (kept[3]["best_optimizer"] is not None) == (schedule == "step")  # step restores it
+    resumed = Trainer.from_checkpoint(tmp_path / "e2.pt")  # the best weights are the model's
+    for k, v in resumed.best_model_state.items():
+        assert torch.equal(v, kept[2]["model"][k]), k
+    resumed = Trainer.from_checkpoint(tmp_path / "e3.pt")
+    for k, v in resumed.best_model_state.items():
+        assert torch.equal(v, kept[3]["best_model"][k]), k

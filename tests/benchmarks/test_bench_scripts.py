@@ -28,6 +28,7 @@ CASES = {
     "models": ["bench_models.py", "--configs", "netvlad64_raw", "--iters", "1", "--warmup", "0",
                "--batch", "8"],
     "audio": ["bench_audio_extract.py", "--minutes", "0.1"],
+    "checkpoint": ["bench_checkpoint.py", "--fusion", "video", "--clusters", "4", "--save"],
     "feed": ["bench_feed.py", "--games", "3", "--half-minutes", "2", "--epochs", "2"],
 }  # fmt: skip
 
