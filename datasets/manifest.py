@@ -189,10 +189,8 @@ def _empty_counts(label_set: LabelSet) -> dict[str, Any]:
 def split_counts(counts: Mapping[str, Any], split: str) -> dict[str, Any]:
     """One split's counts from a manifest's ``counts``; zeros for a split an older manifest
     does not list (``challenge`` before schema 3)."""
-    c = counts.get("per_split", {}).get(split)
-    if c is None:
-        return {"games": 0, "halves": 0, "events": 0, "frames": 0, "per_class": {}}
-    return dict(c)
+    zero = {"games": 0, "halves": 0, "events": 0, "frames": 0, "per_class": {}}
+    return {**zero, **(counts.get("per_split", {}).get(split) or {})}
 
 
 def visibility_counts(counts: Mapping[str, Any]) -> dict[str, int]:
