@@ -28,6 +28,8 @@ CASES = {
     "models": ["bench_models.py", "--configs", "netvlad64_raw", "--iters", "1", "--warmup", "0",
                "--batch", "8"],
     "audio": ["bench_audio_extract.py", "--minutes", "0.1"],
+    "half_precision": ["bench_half_precision.py", "--games", "1", "--half-minutes", "0.5",
+                       "--repeats", "1"],
 }  # fmt: skip
 
 
