@@ -239,12 +239,13 @@ def _as_matrix(value: Any) -> np.ndarray:
     raise DataError(f"cannot read a feature matrix from a {type(value).__name__}")
 
 
-def half_from_row(row: Mapping[str, Any]) -> Half:
+def half_from_row(row: Mapping[str, Any], dtype: str | None = None) -> Half:
     """A Ray Data / Arrow row (dict) back into a Half, with fresh writable arrays.
 
     Ray hands out read-only arrays from its object store (or Python lists from ``iter_rows``);
-    both are copied here. For speed, iterate Ray batches with ``batch_format="pyarrow"`` and use
-    ``halves_from_arrow``.
+    both are copied here. Python lists carry no dtype: they become float32 unless ``dtype``
+    (the manifest's) says otherwise; arrays keep theirs. For speed, iterate Ray batches with
+    ``batch_format="pyarrow"`` and use ``halves_from_arrow`` (the stored dtype, zero-copy).
     """
     events_raw = row.get("events")
     if isinstance(events_raw, pa.Scalar):
@@ -265,6 +266,10 @@ def half_from_row(row: Mapping[str, Any]) -> Half:
 
     video = _as_matrix(row["video"])
     audio = _as_matrix(row["audio"]) if "audio" in row else _no_audio(video.shape[0], video)
+    if dtype is not None:
+        if dtype not in FEATURE_DTYPES:
+            raise DataError(f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        video, audio = video.astype(dtype, copy=False), audio.astype(dtype, copy=False)
     if audio.shape[0] != video.shape[0] and audio.size == 0:
         audio = _no_audio(video.shape[0], video)
     label_set = scalar(row.get("label_set")) or DEFAULT_LABEL_SET
