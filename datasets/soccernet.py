@@ -43,6 +43,7 @@ from avspot.datasets.labels import (
     DEFAULT_LABEL_SET,
     FPS,
     HALVES,
+    LABEL_SETS,
     VISIBILITIES,
     LabelSet,
     get_label_set,
@@ -338,9 +339,9 @@ def ingest(
     rate (SoccerNet 2, some Baidu releases 1); ``dtype`` the stored feature type (float32 or
     float16). ``progress`` shows a bar of halves written on stderr (when it is a terminal).
     """
-    ls = get_label_set(labels) if labels in ("v1", "v2") else None
-    if ls is None:
-        raise DataError(f"--labels {labels!r}: expected one of v1, v2")
+    if labels not in LABEL_SETS:
+        raise DataError(f"--labels {labels!r}: expected one of {', '.join(LABEL_SETS)}")
+    ls = get_label_set(labels)
     if dtype not in FEATURE_DTYPES:
         raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
     if not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
