@@ -110,6 +110,56 @@ _V2_CLASSES = (
 )
 V2 = LabelSet(name="v2", classes=_V2_CLASSES, raw_labels=_V2_CLASSES, labels_file="Labels-v2.json")
 
+# SoccerNet-v2 action annotations per class over its 500 games: APPROXIMATE figures read off the
+# class histogram of the SoccerNet-v2 paper (Deliege et al., "SoccerNet-v2: A Dataset and
+# Benchmarks for Holistic Understanding of Broadcast Soccer Videos", CVPR Workshops 2021,
+# arXiv 2011.13367, Fig. 2). Their sum (110.4k) agrees with the 110,458 annotated actions, about
+# 221 per game or one every 25 s, that descriptions of the dataset report. ``data synth --labels
+# v2`` draws events at these rates (per 90 regular minutes: count / 500).
+V2_ANNOTATIONS_500_GAMES: dict[str, int] = {
+    "Penalty": 173,
+    "Kick-off": 2_600,
+    "Goal": 1_700,
+    "Substitution": 2_800,
+    "Offside": 2_100,
+    "Shots on target": 5_800,
+    "Shots off target": 5_300,
+    "Clearance": 7_900,
+    "Ball out of play": 31_800,
+    "Throw-in": 18_900,
+    "Foul": 11_700,
+    "Indirect free-kick": 10_500,
+    "Direct free-kick": 2_200,
+    "Corner": 4_800,
+    "Yellow card": 2_000,
+    "Red card": 55,
+    "Yellow->red card": 46,
+}
+V2_EVENTS_PER_GAME: dict[str, float] = {c: n / 500 for c, n in V2_ANNOTATIONS_500_GAMES.items()}
+# Share of each class's events marked "not shown" (it happens off-screen, e.g. during a replay
+# or a close-up). An ASSUMPTION of this project, not a published figure: routine restarts and
+# substitutions are often missed by the broadcast, goals, penalties, shots and cards almost
+# never; overall about 10% of the events.
+V2_NOT_SHOWN_SHARE: dict[str, float] = {
+    "Penalty": 0.0,
+    "Kick-off": 0.15,
+    "Goal": 0.01,
+    "Substitution": 0.25,
+    "Offside": 0.10,
+    "Shots on target": 0.03,
+    "Shots off target": 0.03,
+    "Clearance": 0.10,
+    "Ball out of play": 0.12,
+    "Throw-in": 0.12,
+    "Foul": 0.08,
+    "Indirect free-kick": 0.15,
+    "Direct free-kick": 0.05,
+    "Corner": 0.05,
+    "Yellow card": 0.05,
+    "Red card": 0.05,
+    "Yellow->red card": 0.05,
+}
+
 LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (V1, V2)}
 DEFAULT_LABEL_SET = "v1"
 
@@ -166,3 +216,9 @@ def format_game_time(half: int, seconds: int) -> str:
 def time_to_frame(seconds: float, fps: float = FPS) -> int:
     """Frame index of a time in the half, ``int(fps * seconds)`` as in the official evaluator."""
     return int(fps * seconds)
+
+
+def position_to_frame(position_ms: int, fps: float = FPS) -> int:
+    """Frame index of a ``position`` in ms, ``int(fps * (ms / 1000))``: the official evaluator's
+    expression for annotations at millisecond precision (SoccerNet-v2's ``Labels-v2.json``)."""
+    return int(fps * (int(position_ms) / 1000))

@@ -17,15 +17,26 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from avspot.datasets.errors import DataError, one_line
-from avspot.datasets.halves import SPLITS, Half
-from avspot.datasets.labels import CLASSES, RAW_LABELS
+from avspot.datasets.halves import DEFAULT_DTYPE, FEATURE_DTYPES, SPLITS, Half
+from avspot.datasets.labels import DEFAULT_LABEL_SET, VISIBILITIES, LabelSet, get_label_set
 from avspot.datasets.storage import join, resolve, storage_errors
 
 # 1: files with path, split, bytes, halves. 2: each file also has "sha256" (of its bytes).
+# 3: "label_set" (v1 | v2) and "dtype" (float32 | float16) of the table; events carry a
+#    visibility; audio may be absent (feature_dims audio 0); split "challenge"; counts per
+#    visibility. A v2 manifest misses these: it reads as v1, float32, every event visible.
 # Readers accept every version up to SCHEMA_VERSION; parts without a checksum are not hashed.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 ENCODING = "video/audio: list<fixed_size_list<float32, D>> (one list per frame), row group per half"
+
+
+def encoding_note(dtype: str = DEFAULT_DTYPE, audio: bool = True) -> str:
+    """The manifest's ``encoding`` line for a table of ``dtype`` (with or without audio)."""
+    if dtype == DEFAULT_DTYPE and audio:
+        return ENCODING
+    cols = "video/audio" if audio else "video (no audio column)"
+    return f"{cols}: list<fixed_size_list<{dtype}, D>> (one list per frame), row group per half"
 
 
 def is_synthetic(source: str) -> bool:
@@ -38,6 +49,8 @@ def source_note(source: str) -> str:
     reads as a SoccerNet one."""
     if is_synthetic(source):
         return "SYNTHETIC data (avspot data synth), not SoccerNet"
+    if source.lower().startswith("soccernet-v2"):
+        return "SoccerNet-v2 features"
     if source.lower().startswith("soccernet"):
         return "SoccerNet v1 features"
     return f"data: {source} (not presented as SoccerNet)"
@@ -57,10 +70,31 @@ class Manifest:
     files: list[dict[str, Any]]  # {"path" (relative to the table), "split", "bytes", "sha256",
     #                               "halves": [[game, half, frames, events], ...]}
     fps: float
-    feature_dims: dict[str, int]
+    feature_dims: dict[str, int]  # {"video": Dv, "audio": Da}; Da = 0: a table without audio
     encoding: str = ENCODING
     created: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # generator / ingest parameters
+    label_set: str = DEFAULT_LABEL_SET  # v1 | v2 (datasets/labels.py); schema < 3: v1
+    dtype: str = DEFAULT_DTYPE  # float32 | float16, the stored features; schema < 3: float32
+
+    @property
+    def vocabulary(self) -> LabelSet:
+        """The table's label set: class names in order, raw labels, display names."""
+        return get_label_set(self.label_set)
+
+    @property
+    def has_audio(self) -> bool:
+        return int(self.feature_dims.get("audio", 0)) > 0
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per stored feature value (4 for float32, 2 for float16)."""
+        return int(np.dtype(self.dtype).itemsize)
+
+    @property
+    def bytes_per_frame(self) -> int:
+        """Decoded feature bytes of one frame, every modality (memory planning)."""
+        return self.itemsize * sum(int(v) for v in self.feature_dims.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +102,8 @@ class Manifest:
             "source": self.source,
             "seed": self.seed,
             "fingerprint": self.fingerprint,
+            "label_set": self.label_set,
+            "dtype": self.dtype,
             "counts": self.counts,
             "frames": self.frames,
             "bytes": self.bytes,
@@ -95,22 +131,41 @@ class Manifest:
             encoding=str(d.get("encoding", ENCODING)),
             created=str(d.get("created", "")),
             params=dict(d.get("params") or {}),
+            label_set=str(d.get("label_set", DEFAULT_LABEL_SET)),
+            dtype=str(d.get("dtype", DEFAULT_DTYPE)),
         )
 
 
+def _event_key(e: Any) -> list[Any]:
+    key = [e.frame, e.label, e.raw_label, e.position_ms]
+    return key if e.visibility == "visible" else [*key, e.visibility]
+
+
 def half_digest(h: Half) -> str:
-    """sha256 of a half's canonical content: header (JSON), then video and audio float32 bytes."""
-    header = {
+    """sha256 of a half's canonical content: header (JSON), then video and audio bytes
+    (little-endian, in the stored dtype).
+
+    What schema 3 added enters the header only where it differs from a v1 float32 half (label
+    set, dtype, an event's visibility), so the digests, and the fingerprint, of a v1 float32
+    table are those of schema 2.
+    """
+    dtype = "float16" if h.video.dtype == np.float16 else "float32"
+    header: dict[str, Any] = {
         "game": h.game,
         "half": int(h.half),
         "split": h.split,
         "fps": float(h.fps),
         "shape": [list(h.video.shape), list(h.audio.shape)],
-        "events": [[e.frame, e.label, e.raw_label, e.position_ms] for e in h.events],
+        "events": [_event_key(e) for e in h.events],
     }
+    if h.label_set != DEFAULT_LABEL_SET:
+        header["label_set"] = h.label_set
+    if dtype != DEFAULT_DTYPE:
+        header["dtype"] = dtype
     d = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    d.update(np.ascontiguousarray(h.video, dtype="<f4").data)
-    d.update(np.ascontiguousarray(h.audio, dtype="<f4").data)
+    little = "<f2" if dtype == "float16" else "<f4"
+    d.update(np.ascontiguousarray(h.video, dtype=little).data)
+    d.update(np.ascontiguousarray(h.audio, dtype=little).data)
     return d.hexdigest()
 
 
@@ -120,25 +175,43 @@ def table_fingerprint(half_digests: Iterable[tuple[str, str, int, str]]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _empty_counts() -> dict[str, Any]:
+def _empty_counts(label_set: LabelSet) -> dict[str, Any]:
     return {
         "games": 0,
         "halves": 0,
         "events": 0,
         "frames": 0,
-        "per_class": dict.fromkeys(CLASSES, 0),
+        "per_class": dict.fromkeys(label_set.classes, 0),
+        "visibility": dict.fromkeys(VISIBILITIES, 0),
     }
 
 
-class Counter:
-    """Counts per split and class while halves are written; refuses duplicates."""
+def split_counts(counts: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """One split's counts from a manifest's ``counts``; zeros for a split an older manifest
+    does not list (``challenge`` before schema 3)."""
+    zero = {"games": 0, "halves": 0, "events": 0, "frames": 0, "per_class": {}}
+    return {**zero, **(counts.get("per_split", {}).get(split) or {})}
 
-    def __init__(self) -> None:
+
+def visibility_counts(counts: Mapping[str, Any]) -> dict[str, int]:
+    """``{"visible": n, "not shown": m}`` of a counts dict (total or one split); before schema 3
+    every event was visible."""
+    v = counts.get("visibility")
+    if v is None:
+        return {"visible": int(counts.get("events", 0)), "not shown": 0}
+    return {k: int(v.get(k, 0)) for k in VISIBILITIES}
+
+
+class Counter:
+    """Counts per split, class and visibility while halves are written; refuses duplicates."""
+
+    def __init__(self, label_set: LabelSet | None = None) -> None:
+        ls = label_set if label_set is not None else get_label_set(DEFAULT_LABEL_SET)
         self.games: dict[str, set[str]] = {s: set() for s in SPLITS}
         self.seen: set[tuple[str, int]] = set()
-        self.total = _empty_counts()
-        self.per_split = {s: _empty_counts() for s in SPLITS}
-        self.per_raw = dict.fromkeys(RAW_LABELS, 0)
+        self.total = _empty_counts(ls)
+        self.per_split = {s: _empty_counts(ls) for s in SPLITS}
+        self.per_raw = dict.fromkeys(ls.raw_labels, 0)
 
     def add(self, h: Half) -> None:
         key = (h.game, h.half)
@@ -155,6 +228,7 @@ class Counter:
             c["frames"] += h.n_frames
             for e in h.events:
                 c["per_class"][e.label] += 1
+                c["visibility"][e.visibility] += 1
         for e in h.events:
             self.per_raw[e.raw_label] += 1
 
@@ -181,6 +255,12 @@ def load_manifest(fs: pafs.FileSystem, root: str, uri: str) -> Manifest:
             f"{uri}: table schema version {m.schema_version} is newer than this avspot's "
             f"({SCHEMA_VERSION}); upgrade avspot"
         )
+    if m.dtype not in FEATURE_DTYPES:
+        raise DataError(f"{uri}/{MANIFEST_NAME}: unknown dtype {m.dtype!r}")
+    try:
+        m.vocabulary  # noqa: B018 - an unknown label set fails here, with the valid ones
+    except DataError as exc:
+        raise DataError(f"{uri}/{MANIFEST_NAME}: {exc}") from None
     return m
 
 

@@ -1,9 +1,18 @@
-"""Ingest a SoccerNet v1 folder tree (features + Labels.json) into a feature table.
+"""Ingest a SoccerNet folder tree (features + Labels.json / Labels-v2.json) into a feature table.
 
-Input: ``<root>/<league>/<season>/<game>/`` with ``{1,2}_<video>.npy`` (N, 512),
-``{1,2}_<audio>.npy`` (N', 512) and ``Labels.json``. Splits come from the shipped official
-SoccerNet lists, a JSON file ``{"train": [...], "valid": [...], "test": [...]}`` of game paths
-relative to the root, or ``"dirs"`` (``<root>/<split>/<league>/<season>/<game>/``).
+Input: ``<root>/<league>/<season>/<game>/`` with ``{1,2}_<video>.npy`` (N, Dv),
+``{1,2}_<audio>.npy`` (N', Da) (or no audio at all: ``audio_features=None``) and the label
+set's file: ``Labels.json`` (v1: gameTime, label) or ``Labels-v2.json`` (v2: gameTime, label,
+position in ms, team, visibility). Widths are taken from the files (ResNET_PCA512 512, ResNET
+2048, baidu_soccer_embeddings 8576, ...), one per modality per table. Splits come from the
+shipped official SoccerNet lists (train 300 / valid 100 / test 100 / challenge 50), a JSON file
+``{"train": [...], "valid": [...], "test": [...], "challenge": [...]}`` of game paths relative
+to the root, or ``"dirs"`` (``<root>/<split>/<league>/<season>/<game>/``). Challenge games have
+no labels: their halves get no events (a label file there is not read).
+
+Event frames follow the official evaluator: v2 ``int(fps * (position / 1000))`` (``position``
+in ms, a string in the official files; gameTime seconds when it is missing), v1
+``int(fps * seconds)`` of the gameTime.
 
 Everything cheap (labels, file presence, shapes from .npy headers) is checked for every game
 before any feature is loaded, so most bad input fails in seconds; the table is written
@@ -13,25 +22,42 @@ atomically, so a failure later (NaN features) leaves nothing behind either.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from avspot.datasets.errors import DataError, one_line
-from avspot.datasets.halves import SPLITS, Event, Half
+from avspot.datasets.halves import (
+    DEFAULT_DTYPE,
+    FEATURE_DTYPES,
+    SPLITS,
+    UNLABELLED_SPLITS,
+    Event,
+    Half,
+)
 from avspot.datasets.labels import (
+    DEFAULT_LABEL_SET,
     FPS,
-    format_game_time,
-    label_to_class,
+    HALVES,
+    LABEL_SETS,
+    VISIBILITIES,
+    LabelSet,
+    get_label_set,
     parse_game_time,
+    position_to_frame,
     time_to_frame,
 )
-from avspot.datasets.layout import FEATURE_DIM, LABELS_FILE, official_splits
+from avspot.datasets.layout import official_splits
 from avspot.datasets.manifest import Manifest
 from avspot.datasets.progress import progress as bar
+from avspot.datasets.rows import as_stored
 from avspot.datasets.table import write_table
+
+NO_AUDIO = "none"  # --audio-features none: a table without audio (zero-width audio arrays)
 
 
 @dataclass
@@ -67,7 +93,8 @@ def _plan_games(root: str, splits: str) -> list[_Game]:
                 games += [_Game(k, os.path.join(base, k), split) for k in _find_games(base)]
         if not games:
             raise DataError(
-                f"{root}: no games under {root}/{{train,valid,test}}/<league>/<season>/<game> (--splits dirs)"
+                f"{root}: no games under {root}/{{{','.join(SPLITS)}}}/<league>/<season>/<game> "
+                "(--splits dirs)"
             )
         return games
     if splits == "official":
@@ -94,7 +121,10 @@ def _plan_games(root: str, splits: str) -> list[_Game]:
     except (OSError, ValueError) as exc:
         raise DataError(f"{splits}: cannot read split file: {one_line(exc)}") from None
     if not isinstance(spec, dict) or not all(isinstance(v, list) for v in spec.values()):
-        raise DataError(f'{splits}: expected {{"train": [...], "valid": [...], "test": [...]}}')
+        raise DataError(
+            f'{splits}: expected {{"train": [...], "valid": [...], "test": [...], '
+            '"challenge": [...]}}'
+        )
     bad = [s for s in spec if s not in SPLITS]
     if bad:
         raise DataError(f"{splits}: unknown split {bad[0]!r} (expected {', '.join(SPLITS)})")
@@ -124,134 +154,224 @@ def _npy_shape(path: str, game: str) -> tuple[int, ...]:
     return tuple(arr.shape)
 
 
-def _read_labels(g: _Game) -> list[tuple[int, int, str]]:
-    """(half, seconds, raw label) of each annotation in a game's Labels.json."""
-    path = os.path.join(g.path, LABELS_FILE)
+@dataclass
+class _Label:
+    half: int
+    position_ms: int  # from the half's start
+    frame: int
+    raw: str
+    visibility: str
+    game_time: str
+
+
+def _position_ms(a: dict[str, Any], seconds: int) -> int:
+    """``position`` (ms, a string in the official Labels-v2.json) or the gameTime seconds."""
+    if "position" not in a:
+        return seconds * 1000
+    try:
+        ms = int(str(a["position"]).strip())
+    except ValueError:
+        raise DataError(f"malformed position {a['position']!r} (expected milliseconds)") from None
+    if ms < 0:
+        raise DataError(f"position {ms} ms is negative")
+    return ms
+
+
+def _read_labels(g: _Game, ls: LabelSet, fps: float) -> list[_Label]:
+    """The annotations of a game's label file (none for an unlabelled split: challenge)."""
+    if g.split in UNLABELLED_SPLITS:
+        return []
+    name = ls.labels_file
+    path = os.path.join(g.path, name)
     if not os.path.isfile(path):
-        raise DataError(f"game {g.key!r}: missing {LABELS_FILE} ({path})")
+        raise DataError(f"game {g.key!r}: missing {name} ({path})")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: malformed {LABELS_FILE}: {one_line(exc)}") from None
+        raise DataError(f"{path}: malformed {name}: {one_line(exc)}") from None
     anns = data.get("annotations") if isinstance(data, dict) else None
     if not isinstance(anns, list):
-        raise DataError(f'{path}: malformed {LABELS_FILE}: expected {{"annotations": [...]}}')
+        raise DataError(f'{path}: malformed {name}: expected {{"annotations": [...]}}')
     out = []
     for i, a in enumerate(anns):
         if not isinstance(a, dict) or "gameTime" not in a or "label" not in a:
             raise DataError(f"{path}: annotation {i} needs 'gameTime' and 'label'")
         try:
             half, seconds = parse_game_time(a["gameTime"])
-            label_to_class(a["label"])
+            ls.class_of(a["label"])
+            if ls.name == DEFAULT_LABEL_SET:  # v1: second precision, as the seed read it
+                ms, frame = seconds * 1000, time_to_frame(seconds, fps)
+            else:
+                ms = _position_ms(a, seconds)
+                frame = position_to_frame(ms, fps)
+            visibility = str(a.get("visibility", "visible"))
+            if visibility not in VISIBILITIES:
+                raise DataError(
+                    f"visibility {visibility!r} (expected one of "
+                    f"{', '.join(map(repr, VISIBILITIES))})"
+                )
         except DataError as exc:
             raise DataError(f"{path}: annotation {i}: {exc}") from None
-        out.append((half, seconds, str(a["label"])))
+        out.append(_Label(half, ms, frame, str(a["label"]), visibility, str(a["gameTime"])))
     return out
 
 
 @dataclass
 class _Checked:
     game: _Game
-    labels: list[tuple[int, int, str]]
+    labels: list[_Label]
     frames: dict[int, int]  # half -> frames kept (the shorter of audio and video)
+    widths: dict[int, dict[str, int]]  # half -> {"video": Dv, "audio": Da}
 
 
-def _check_game(g: _Game, video: str, audio: str, max_length_diff: int) -> _Checked:
-    labels = _read_labels(g)
+def _check_game(
+    g: _Game, video: str, audio: str | None, max_length_diff: int, fps: float, ls: LabelSet
+) -> _Checked:
+    labels = _read_labels(g, ls, fps)
     frames: dict[int, int] = {}
-    for half in (1, 2):
+    widths: dict[int, dict[str, int]] = {}
+    for half in HALVES:
         shapes = {}
-        for stem in (video, audio):
+        for modality, stem in (("video", video), ("audio", audio)):
+            if stem is None:
+                continue
             path = os.path.join(g.path, f"{half}_{stem}.npy")
             shape = _npy_shape(path, g.key)
-            if len(shape) != 2 or shape[1] != FEATURE_DIM or shape[0] == 0:
-                raise DataError(f"{path}: features of shape {shape}, expected (N, {FEATURE_DIM})")
-            shapes[stem] = shape[0]
-        nv, na = shapes[video], shapes[audio]
+            if len(shape) != 2 or shape[1] == 0 or shape[0] == 0:
+                raise DataError(f"{path}: features of shape {shape}, expected (N, D)")
+            shapes[modality] = shape
+        nv = shapes["video"][0]
+        widths[half] = {"video": shapes["video"][1], "audio": 0}
+        if audio is None:
+            frames[half] = nv
+            continue
+        na = shapes["audio"][0]
+        widths[half]["audio"] = shapes["audio"][1]
         if abs(nv - na) > max_length_diff:
             raise DataError(
                 f"game {g.key!r} half {half}: video has {nv} frames, audio {na}; they differ by "
                 f"more than --max-length-diff {max_length_diff}"
             )
         frames[half] = min(nv, na)
-    for half, seconds, raw in labels:
-        frame = time_to_frame(seconds)
-        if frame >= frames[half]:
+    for lab in labels:
+        n = frames[lab.half]
+        if lab.frame >= n:
             raise DataError(
-                f"{os.path.join(g.path, LABELS_FILE)}: {raw} at gameTime {format_game_time(half, seconds)!r} "
-                f"is beyond half {half}'s {frames[half]} frames ({frames[half] / FPS / 60:.1f} min)"
+                f"{os.path.join(g.path, ls.labels_file)}: {lab.raw} at gameTime "
+                f"{lab.game_time!r} is beyond half {lab.half}'s {n} frames "
+                f"({n / fps / 60:.1f} min)"
             )
-    return _Checked(g, labels, frames)
+    return _Checked(g, labels, frames, widths)
 
 
-def _load(path: str, n: int) -> np.ndarray:
-    x = np.load(path)
+def _check_widths(checked: list[_Checked], video: str, audio: str | None) -> None:
+    """One width per modality across every half of the table, checked from the .npy headers."""
+    first: dict[str, tuple[int, str]] = {}
+    for c in checked:
+        for half, w in c.widths.items():
+            for modality, stem in (("video", video), ("audio", audio)):
+                if stem is None:
+                    continue
+                if modality not in first:
+                    first[modality] = (w[modality], c.game.key)
+                elif w[modality] != first[modality][0]:
+                    width, game = first[modality]
+                    raise DataError(
+                        f"game {c.game.key!r} half {half}: {half}_{stem}.npy has width "
+                        f"{w[modality]}, the table's {modality} width is {width} (from game "
+                        f"{game!r}); one width per modality per table"
+                    )
+
+
+def _load(path: str, n: int, dtype: str) -> np.ndarray:
+    x = np.load(path, mmap_mode="r")
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise DataError(f"{path}: features of dtype {x.dtype}, expected floats")
-    x = np.ascontiguousarray(x[:n], dtype=np.float32)  # (n, 512), truncated to the shorter stream
+    x = np.ascontiguousarray(x[:n], dtype=np.float32)  # (n, D), truncated to the shorter stream
     finite = np.isfinite(x)
     if not finite.all():
         frame = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise DataError(f"{path}: NaN or Inf features (first at frame {frame})")
-    return x
+    return as_stored(x, dtype, path, "feature")  # float16: refused when a value overflows
 
 
-def _halves(checked: list[_Checked], video: str, audio: str) -> Iterator[Half]:
+def _halves(
+    checked: list[_Checked], video: str, audio: str | None, fps: float, ls: LabelSet, dtype: str
+) -> Iterator[Half]:
     for c in checked:
-        for half in (1, 2):
+        for half in HALVES:
             n = c.frames[half]
             events = [
-                Event(time_to_frame(s), label_to_class(raw), raw, s * 1000)
-                for h, s, raw in c.labels
-                if h == half
+                Event(lab.frame, ls.class_of(lab.raw), lab.raw, lab.position_ms, lab.visibility)
+                for lab in c.labels
+                if lab.half == half
             ]
-            events.sort(key=lambda e: (e.frame, e.raw_label))
-            yield Half(
-                game=c.game.key,
-                half=half,
-                split=c.game.split,
-                fps=FPS,
-                video=_load(os.path.join(c.game.path, f"{half}_{video}.npy"), n),
-                audio=_load(os.path.join(c.game.path, f"{half}_{audio}.npy"), n),
-                events=events,
+            events.sort(key=lambda e: (e.frame, e.raw_label, e.position_ms))
+            v = _load(os.path.join(c.game.path, f"{half}_{video}.npy"), n, dtype)
+            a = (
+                np.zeros((n, 0), v.dtype)
+                if audio is None
+                else _load(os.path.join(c.game.path, f"{half}_{audio}.npy"), n, dtype)
             )
+            yield Half(c.game.key, half, c.game.split, fps, v, a, events, label_set=ls.name)
 
 
 def ingest(
     root: str,
     out: str,
     *,
+    labels: str = DEFAULT_LABEL_SET,
     video_features: str = "ResNET_PCA512",
-    audio_features: str = "VGGish",
+    audio_features: str | None = "VGGish",
     splits: str = "official",
     max_length_diff: int = 5,
+    fps: float = FPS,
+    dtype: str = DEFAULT_DTYPE,
     overwrite: bool = False,
     endpoint: str | None = None,
     progress: bool = False,
 ) -> Manifest:
-    """Turn a SoccerNet v1 tree into a feature table at ``out`` (atomic); return its manifest.
+    """Turn a SoccerNet tree into a feature table at ``out`` (atomic); return its manifest.
 
-    ``progress`` shows a bar of halves written on stderr (when it is a terminal).
+    ``labels`` is the label set (v1 reads ``Labels.json``, v2 ``Labels-v2.json``);
+    ``audio_features`` None (or ``"none"``) makes a table without audio; ``fps`` is the feature
+    rate (SoccerNet 2, some Baidu releases 1); ``dtype`` the stored feature type (float32 or
+    float16). ``progress`` shows a bar of halves written on stderr (when it is a terminal).
     """
+    if labels not in LABEL_SETS:
+        raise DataError(f"--labels {labels!r}: expected one of {', '.join(LABEL_SETS)}")
+    ls = get_label_set(labels)
+    if dtype not in FEATURE_DTYPES:
+        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+    if not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+        raise DataError(f"--fps {fps!r}: must be a positive number of frames per second")
+    audio = None if audio_features is None or audio_features.lower() == NO_AUDIO else audio_features
     if not os.path.isdir(root):
         raise DataError(f"--soccernet {root!r}: not a directory")
     if max_length_diff < 0:
         raise DataError(f"--max-length-diff {max_length_diff}: must be >= 0")
+    fps = float(fps)
     games = sorted(_plan_games(root, splits), key=lambda g: (SPLITS.index(g.split), g.key))
-    checked = [_check_game(g, video_features, audio_features, max_length_diff) for g in games]
-    halves = _halves(checked, video_features, audio_features)
+    checked = [_check_game(g, video_features, audio, max_length_diff, fps, ls) for g in games]
+    _check_widths(checked, video_features, audio)
+    halves = _halves(checked, video_features, audio, fps, ls, dtype)
+    source = "soccernet" if ls.name == DEFAULT_LABEL_SET else f"soccernet-{ls.name}"
     return write_table(
         bar(halves, total=2 * len(checked), desc="ingest", enabled=progress, unit="half"),
         out,
-        source=f"soccernet:{os.path.abspath(root)}",
+        source=f"{source}:{os.path.abspath(root)}",
         seed=None,
         overwrite=overwrite,
         endpoint=endpoint,
+        dtype=dtype,
         params={
+            "labels": ls.name,
             "video_features": video_features,
-            "audio_features": audio_features,
+            "audio_features": audio if audio is not None else NO_AUDIO,
             "splits": splits,
             "max_length_diff": max_length_diff,
+            "fps": fps,
+            "dtype": dtype,
         },
     )

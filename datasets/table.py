@@ -9,18 +9,12 @@ Layout of a table at ``URI`` (a local directory or ``s3://bucket/prefix``)::
 Readers read only the files that ``manifest.json`` lists, so a write that fails before the
 manifest leaves nothing readable (and an older table, when overwriting, stays intact).
 
-Arrow encoding, one row per half, one Parquet row group per row (readers stream one half at a
-time)::
-
-    game: string   half: int8   split: string   fps: float64   n_frames: int32
-    video: list<fixed_size_list<float32, Dv>>    # (N, Dv): one fixed-size list per frame
-    audio: list<fixed_size_list<float32, Da>>    # (N, Da)
-    events: list<struct<frame: int32, label: string, raw_label: string, position_ms: int64>>
-
-The frames of a half are one contiguous float32 buffer inside Arrow, so ``(N, D)`` comes back
-as a zero-copy numpy view of the decoded column (``copy=False``), and the list offsets count
-frames, not floats (no 2**31 overflow when Ray concatenates many halves). Parquet settings:
-zstd level 1 with BYTE_STREAM_SPLIT on the float columns, dictionary encoding on strings only.
+One row per half, one Parquet row group per row (readers stream one half at a time); the row
+encoding (features as float32 or float16 fixed-size lists per frame, no audio column in a table
+without audio, events with visibility, the label set) is in ``datasets/rows.py``. The list
+offsets count frames, not floats (no 2**31 overflow when Ray concatenates many halves). Parquet
+settings: zstd level 1 with BYTE_STREAM_SPLIT on the float columns, dictionary encoding on
+strings only. One table holds one label set, one dtype and one width per modality.
 """
 
 from __future__ import annotations
@@ -40,17 +34,26 @@ import pyarrow.parquet as pq
 
 from avspot.datasets.checksums import HashingSink
 from avspot.datasets.errors import DataError
-from avspot.datasets.halves import SPLITS, Event, Half
-from avspot.datasets.labels import CLASSES, RAW_LABELS
+from avspot.datasets.halves import DEFAULT_DTYPE, FEATURE_DTYPES, SPLITS, Half
+from avspot.datasets.labels import get_label_set
 from avspot.datasets.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     Counter,
     Manifest,
+    encoding_note,
     half_digest,
     load_manifest,
     read_manifest,
     table_fingerprint,
+)
+from avspot.datasets.rows import (  # re-exported: the table's row encoding
+    EVENT_TYPE,
+    check_half,
+    half_from_row,
+    half_to_table,
+    halves_from_arrow,
+    table_schema,
 )
 from avspot.datasets.storage import call_with_backoff, is_s3, join, resolve, storage_errors
 
@@ -60,193 +63,40 @@ if TYPE_CHECKING:  # pragma: no cover
 HALVES_PER_FILE = 16  # about 350 MB of 45-min halves per file: Ray reads files in parallel
 
 
-EVENT_TYPE = pa.struct(
-    [
-        ("frame", pa.int32()),
-        ("label", pa.string()),
-        ("raw_label", pa.string()),
-        ("position_ms", pa.int64()),
-    ]
-)
-
-
-# ---- Arrow conversion -----------------------------------------------------------------------------
-
-
-def table_schema(video_dim: int = 512, audio_dim: int = 512) -> pa.Schema:
-    """Arrow schema of a feature table's rows."""
-    return pa.schema(
-        [
-            ("game", pa.string()),
-            ("half", pa.int8()),
-            ("split", pa.string()),
-            ("fps", pa.float64()),
-            ("n_frames", pa.int32()),
-            ("video", pa.list_(pa.list_(pa.float32(), video_dim))),
-            ("audio", pa.list_(pa.list_(pa.float32(), audio_dim))),
-            ("events", pa.list_(EVENT_TYPE)),
-        ]
-    )
-
-
-def _matrix_column(x: np.ndarray) -> pa.Array:
-    """(N, D) float32 -> one-row list<fixed_size_list<float32, D>> array, sharing x's buffer."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    flat = pa.array(x.reshape(-1))  # zero-copy for a contiguous float32 array
-    inner = pa.FixedSizeListArray.from_arrays(flat, x.shape[1])
-    return pa.ListArray.from_arrays(pa.array([0, x.shape[0]], pa.int32()), inner)
-
-
-def _matrix_from_scalar(value: pa.ListScalar, copy: bool) -> np.ndarray:
-    frames = value.values  # FixedSizeListArray of this row's frames
-    width = frames.type.list_size
-    flat = frames.flatten().to_numpy(zero_copy_only=True)  # (N * D,)
-    out = flat.reshape(-1, width)  # (N, D)
-    return out.copy() if copy else out
-
-
-def _check_half(h: Half) -> None:
-    where = f"game {h.game!r} half {h.half}"
-    if h.split not in SPLITS:
-        raise DataError(f"{where}: unknown split {h.split!r} (expected one of {', '.join(SPLITS)})")
-    if h.half not in (1, 2):
-        raise DataError(f"{where}: half must be 1 or 2")
-    for name, x in (("video", h.video), ("audio", h.audio)):
-        if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise DataError(f"{where}: {name} must be a 2-D array (N, D)")
-    if h.video.shape[0] != h.audio.shape[0]:
-        raise DataError(
-            f"{where}: video has {h.video.shape[0]} frames but audio has {h.audio.shape[0]}"
-        )
-    n = h.video.shape[0]
-    for e in h.events:
-        if e.label not in CLASSES or e.raw_label not in RAW_LABELS:
-            raise DataError(f"{where}: event label {e.raw_label!r}/{e.label!r} is not a v1 label")
-        if not 0 <= e.frame < n:
-            raise DataError(f"{where}: event frame {e.frame} outside the half's {n} frames")
-
-
-def half_to_table(h: Half) -> pa.Table:
-    """One half as a one-row Arrow table in the feature-table schema."""
-    _check_half(h)
-    events = pa.array(
-        [
-            [
-                {
-                    "frame": e.frame,
-                    "label": e.label,
-                    "raw_label": e.raw_label,
-                    "position_ms": e.position_ms,
-                }
-                for e in h.events
-            ]
-        ],
-        pa.list_(EVENT_TYPE),
-    )
-    schema = table_schema(h.video.shape[1], h.audio.shape[1])
-    return pa.Table.from_arrays(
-        [
-            pa.array([h.game], pa.string()),
-            pa.array([h.half], pa.int8()),
-            pa.array([h.split], pa.string()),
-            pa.array([float(h.fps)], pa.float64()),
-            pa.array([h.n_frames], pa.int32()),
-            _matrix_column(h.video),
-            _matrix_column(h.audio),
-            events,
-        ],
-        schema=schema,
-    )
-
-
-def halves_from_arrow(data: pa.Table | pa.RecordBatch, *, copy: bool = True) -> list[Half]:
-    """Rows of a feature-table Arrow table/batch (e.g. a Ray ``batch_format="pyarrow"`` batch).
-
-    With ``copy=False`` the arrays are read-only zero-copy views of the Arrow buffers.
-    """
-    batches = data.to_batches() if isinstance(data, pa.Table) else [data]
-    out: list[Half] = []
-    for b in batches:
-        cols = {name: b.column(name) for name in b.schema.names}
-        for i in range(b.num_rows):
-            out.append(
-                Half(
-                    game=cols["game"][i].as_py(),
-                    half=int(cols["half"][i].as_py()),
-                    split=cols["split"][i].as_py(),
-                    fps=float(cols["fps"][i].as_py()),
-                    video=_matrix_from_scalar(cols["video"][i], copy),
-                    audio=_matrix_from_scalar(cols["audio"][i], copy),
-                    events=[Event(**e) for e in (cols["events"][i].as_py() or [])],
-                )
-            )
-    return out
-
-
-def _as_matrix(value: Any) -> np.ndarray:
-    """A row's feature cell in any form Ray or Arrow hands out -> a fresh (N, D) float32 array."""
-    if isinstance(value, pa.Scalar):
-        return _matrix_from_scalar(value, copy=True)
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        return np.array(value, dtype=np.float32, copy=True)
-    if isinstance(value, np.ndarray | list | tuple):
-        if len(value) == 0:
-            return np.zeros((0, 0), np.float32)
-        first = value[0]
-        if isinstance(first, np.ndarray) and first.dtype != object:
-            return np.stack(value).astype(np.float32, copy=True)  # (N, D), a new array
-        return np.asarray([np.asarray(r, dtype=np.float32) for r in value], dtype=np.float32)
-    raise DataError(f"cannot read a feature matrix from a {type(value).__name__}")
-
-
-def half_from_row(row: Mapping[str, Any]) -> Half:
-    """A Ray Data / Arrow row (dict) back into a Half, with fresh writable arrays.
-
-    Ray hands out read-only arrays from its object store (or Python lists from ``iter_rows``);
-    both are copied here. For speed, iterate Ray batches with ``batch_format="pyarrow"`` and use
-    ``halves_from_arrow``.
-    """
-    events_raw = row.get("events")
-    if isinstance(events_raw, pa.Scalar):
-        events_raw = events_raw.as_py()
-    events = [
-        Event(
-            frame=int(e["frame"]),
-            label=str(e["label"]),
-            raw_label=str(e["raw_label"]),
-            position_ms=int(e["position_ms"]),
-        )
-        for e in (list(events_raw) if events_raw is not None else [])
-    ]
-
-    def scalar(v: Any) -> Any:
-        return v.as_py() if isinstance(v, pa.Scalar) else v
-
-    return Half(
-        game=str(scalar(row["game"])),
-        half=int(scalar(row["half"])),
-        split=str(scalar(row["split"])),
-        fps=float(scalar(row["fps"])),
-        video=_as_matrix(row["video"]),
-        audio=_as_matrix(row["audio"]),
-        events=events,
-    )
-
-
 # ---- writing -------------------------------------------------------------------------------------
 
-_PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
-    "use_dictionary": [
-        "game",
-        "split",
-        "events.list.element.label",
-        "events.list.element.raw_label",
-    ],
-    "use_byte_stream_split": ["video.list.element.list.element", "audio.list.element.list.element"],
-    "write_statistics": ["game", "half", "split", "n_frames"],
-}
+__all__ = [
+    "EVENT_TYPE",
+    "check_half",
+    "data_files",
+    "half_from_row",
+    "half_to_table",
+    "halves_from_arrow",
+    "iter_halves",
+    "list_halves",
+    "ray_read",
+    "read_halves",
+    "table_schema",
+    "write_table",
+]
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    floats = [f"{m}.list.element.list.element" for m in ("video", "audio") if m in schema.names]
+    return {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": [
+            "game",
+            "split",
+            "label_set",
+            "events.list.element.label",
+            "events.list.element.raw_label",
+            "events.list.element.visibility",
+        ],
+        "use_byte_stream_split": floats,
+        "write_statistics": ["game", "half", "split", "n_frames"],
+    }
 
 
 class _Staging:
@@ -341,16 +191,25 @@ def write_table(
     endpoint: str | None = None,
     params: Mapping[str, Any] | None = None,
     halves_per_file: int = HALVES_PER_FILE,
+    dtype: str = DEFAULT_DTYPE,
 ) -> Manifest:
     """Write halves (consumed one at a time) to a feature table, atomically; return its manifest.
 
-    Refuses an existing table unless ``overwrite``. On any failure nothing readable is left.
+    Features are stored as ``dtype`` (float32 or float16; a value float16 cannot hold is a
+    DataError). The table's label set is that of its first half; a half of another label set,
+    or whose video or audio width or fps differs from the first half's, is refused (DataError
+    naming the game and half). Refuses an existing table unless ``overwrite``. On any failure
+    nothing readable is left.
     """
+    if dtype not in FEATURE_DTYPES:
+        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
     fs, root = resolve(uri, endpoint)
     with storage_errors(uri, "write"):
         staging = _Staging(fs, root, uri, overwrite)
         try:
-            manifest = _write_files(halves, staging, source, seed, params or {}, halves_per_file)
+            manifest = _write_files(
+                halves, staging, source, seed, params or {}, halves_per_file, dtype
+            )
             staging.commit(manifest)
         except BaseException:
             staging.abort()
@@ -365,8 +224,10 @@ def _write_files(
     seed: int | None,
     params: Mapping[str, Any],
     halves_per_file: int,
+    dtype: str,
 ) -> Manifest:
-    counter = Counter()
+    counter: Counter | None = None
+    label_set: str | None = None
     digests: list[tuple[str, str, int, str]] = []
     writers: dict[str, tuple[pq.ParquetWriter, Any, dict[str, Any]]] = {}
     parts = dict.fromkeys(SPLITS, 0)
@@ -396,17 +257,37 @@ def _write_files(
 
     try:
         for h in halves:
-            table = half_to_table(h)
+            where = f"game {h.game!r} half {h.half}"
+            if label_set is None:
+                label_set = h.label_set
+                try:
+                    counter = Counter(get_label_set(label_set))
+                except DataError as exc:
+                    raise DataError(f"{where}: {exc}") from None
+            elif h.label_set != label_set:
+                raise DataError(
+                    f"{where}: label set {h.label_set!r} differs from the table's "
+                    f"{label_set!r} (one label set per table)"
+                )
+            assert counter is not None
+            table = half_to_table(h, dtype)
             hd = {"video": int(h.video.shape[1]), "audio": int(h.audio.shape[1])}
             if dims is None:
                 dims, fps = hd, float(h.fps)
-            elif hd != dims or float(h.fps) != fps:
+            elif hd != dims:
+                bad = next(k for k in hd if hd[k] != dims[k])
                 raise DataError(
-                    f"game {h.game!r} half {h.half}: dims {hd} at {h.fps} fps differ from the "
-                    f"table's {dims} at {fps} fps"
+                    f"{where}: {bad} width {hd[bad]} differs from the table's {dims[bad]} "
+                    "(one width per modality per table)"
                 )
+            elif float(h.fps) != fps:
+                raise DataError(f"{where}: {h.fps:g} fps differs from the table's {fps:g} fps")
             counter.add(h)
-            digests.append((h.split, h.game, h.half, half_digest(h)))
+            stored = h
+            if dtype != "float32" or h.video.dtype != np.float32 or h.audio.dtype != np.float32:
+                # the digest covers the stored values (a float16 view of the row just encoded)
+                (stored,) = halves_from_arrow(table, copy=False)
+            digests.append((h.split, h.game, h.half, half_digest(stored)))
             if h.split in writers and len(writers[h.split][2]["halves"]) >= halves_per_file:
                 close(h.split)
             if h.split not in writers:
@@ -417,7 +298,7 @@ def _write_files(
                 stream = staging.fs.open_output_stream(staging.path(rel))
                 sink = HashingSink(stream)
                 writer = pq.ParquetWriter(
-                    pa.PythonFile(sink, mode="w"), table.schema, **_PARQUET_OPTIONS
+                    pa.PythonFile(sink, mode="w"), table.schema, **_parquet_options(table.schema)
                 )
                 writers[h.split] = (writer, stream, {"rel": rel, "halves": [], "sink": sink})
             writer, _, entry = writers[h.split]
@@ -430,11 +311,11 @@ def _write_files(
             with contextlib.suppress(Exception):
                 writer.close()
                 stream.close()
-    counts = counter.result()
-    if counts["halves"] == 0:
+    if counter is None:
         raise DataError(f"{staging.uri}: no halves to write")
+    counts = counter.result()
     files.sort(key=lambda f: (SPLITS.index(f["split"]), f["path"]))
-    assert dims is not None and fps is not None
+    assert dims is not None and fps is not None and label_set is not None
     return Manifest(
         schema_version=SCHEMA_VERSION,
         source=source,
@@ -446,8 +327,11 @@ def _write_files(
         files=files,
         fps=fps,
         feature_dims=dims,
+        encoding=encoding_note(dtype, dims["audio"] > 0),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         params=dict(params),
+        label_set=label_set,
+        dtype=dtype,
     )
 
 

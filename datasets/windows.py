@@ -6,7 +6,7 @@ import numpy as np
 
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
-from avspot.datasets.labels import BACKGROUND, CLASS_INDEX, NUM_OUTPUTS
+from avspot.datasets.labels import LabelSet, get_label_set
 
 
 def _check_window(window_frames: int, name: str = "window_frames") -> None:
@@ -24,22 +24,27 @@ def n_chunks(n_frames: int, window_frames: int) -> int:
     return -(-int(n_frames) // int(window_frames))
 
 
-def chunk_labels(half: Half, window_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Consecutive chunks of W = 2T frames: (starts (C,) int64, targets (C, 4) float32 multi-hot).
-
-    Columns are card, subs, soccer, background; background is 1 exactly when the chunk holds no
-    event. The last chunk may run past the half's end (``gather_chunks`` pads it by repetition).
+def chunk_labels(
+    half: Half, window_frames: int, label_set: LabelSet | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive chunks of W = 2T frames: (starts (C,) int64, targets (C, K + 1) float32
+    multi-hot) for the K classes of ``label_set`` (default: the half's own; v1: card, subs,
+    soccer) and background, 1 exactly when the chunk holds no event. The last chunk may run
+    past the half's end (``gather_chunks`` pads it by repetition).
     """
+    ls = label_set if label_set is not None else get_label_set(half.label_set)
     w = int(window_frames)
     c = n_chunks(half.n_frames, w)
     starts = np.arange(c, dtype=np.int64) * w  # (C,)
-    targets = np.zeros((c, NUM_OUTPUTS), np.float32)  # (C, 4)
+    targets = np.zeros((c, ls.num_outputs), np.float32)  # (C, K + 1)
     if half.events:
+        index = ls.class_index
         frames = np.fromiter((e.frame for e in half.events), np.int64, len(half.events))
-        cls = np.fromiter((CLASS_INDEX[e.label] for e in half.events), np.int64, len(half.events))
+        cls = np.fromiter((index[e.label] for e in half.events), np.int64, len(half.events))
         chunk = np.clip(frames // w, 0, c - 1)
         targets[chunk, cls] = 1.0
-    targets[:, BACKGROUND] = targets[:, :BACKGROUND].max(axis=1) == 0
+    bg = ls.background
+    targets[:, bg] = targets[:, :bg].max(axis=1) == 0
     return starts, targets
 
 

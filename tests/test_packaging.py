@@ -86,6 +86,7 @@ def test_wheel_install_works_without_the_checkout(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("avspot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "avspot/datasets/splits/SoccerNetGamesTest.json" in names
+    assert "avspot/datasets/splits/SoccerNetGamesChallenge.json" in names  # SoccerNet-v2's 50
     assert {"avspot/search/cli/main.py", "avspot/search/spaces/fusion.py"} <= names
     assert not any(n.startswith(("datasets/", "search/", "avmodels/", "tests/")) for n in names)
     assert "avspot/datasets/audio/extract.py" in names

@@ -49,9 +49,16 @@ def data_synth(args: argparse.Namespace) -> int:
     from avspot.datasets.synth import synthesize
 
     t0 = time.perf_counter()
-    generator = {"games": args.games, "seed": args.seed, "half_minutes": args.half_minutes}
+    generator = {
+        "games": args.games,
+        "seed": args.seed,
+        "half_minutes": args.half_minutes,
+        "labels": args.labels,
+        "dtype": args.dtype,
+    }
     manifest = synthesize(args.out, **generator, **_table_write(args))
-    _wrote("wrote {games} synthetic games", manifest, f"to {args.out}", t0)
+    what = "wrote {games} synthetic games" + ("" if args.labels == "v1" else f" ({args.labels})")
+    _wrote(what, manifest, f"to {args.out}", t0)
     return EXIT_OK
 
 
@@ -60,10 +67,13 @@ def data_ingest(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     sources = {
+        "labels": args.labels,
         "video_features": args.video_features,
         "audio_features": args.audio_features,
         "splits": args.splits,
         "max_length_diff": args.max_length_diff,
+        "fps": args.fps,
+        "dtype": args.dtype,
     }
     manifest = ingest(args.soccernet, args.out, **sources, **_table_write(args))
     _wrote("ingested {games} games", manifest, f"from {args.soccernet} to {args.out}", t0)

@@ -16,15 +16,17 @@ from typing import Any, NoReturn
 from avspot.avmodels.metrics import METRICS, MONITORS
 from avspot.avmodels.postprocess import POSTPROCESS
 from avspot.datasets.errors import DataError
-from avspot.datasets.halves import SPLITS
+from avspot.datasets.halves import DEFAULT_DTYPE, FEATURE_DTYPES, SPLITS
+from avspot.datasets.labels import DEFAULT_LABEL_SET, FPS, LABEL_SETS
 from avspot.datasets.layout import OFFICIAL_SPLITS
 from avspot.search.cli import commands
 from avspot.search.spaces import available_spaces
 
 Handler = Callable[[argparse.Namespace], int]
 SPLITS_HELP = (
-    "split source: 'official' (SoccerNet game lists), a JSON file "
-    '{"train": [...], "valid": [...], "test": [...]}, or "dirs" (<root>/<split>/...)'
+    "split source: 'official' (SoccerNet game lists: train 300, valid 100, test 100, challenge "
+    '50), a JSON file {"train": [...], "valid": [...], "test": [...], "challenge": [...]}, or '
+    '"dirs" (<root>/<split>/...)'
 )
 # Storage failures of the results/table location (full disk, no permission, read-only mount,
 # file size limit): one line naming the file, exit 2 (docs/contracts.md, bad input).
@@ -88,6 +90,19 @@ def _max_length_diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length-diff", type=int, default=5, help=what)
 
 
+def _table_format(p: argparse.ArgumentParser, labels_help: str) -> None:
+    """synth and ingest: the table's label set and stored feature dtype."""
+    p.add_argument(
+        "--labels", default=DEFAULT_LABEL_SET, choices=list(LABEL_SETS), help=labels_help
+    )
+    p.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        choices=list(FEATURE_DTYPES),
+        help="stored feature type (default float32; float16 halves the bytes, read as float16)",
+    )
+
+
 def _sets(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=what)
 
@@ -107,17 +122,38 @@ def _data_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--half-minutes", type=float, default=45.0, help="regular minutes per half (default 45)"
     )
+    _table_format(
+        p,
+        "v1: 3 classes (cards, substitutions, goals); v2: SoccerNet-v2's 17 classes at its "
+        "per-class rates, some events 'not shown' (default v1)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing table")
     _common(p)
     p.set_defaults(func=commands.data_synth)
 
-    p = dsub.add_parser("ingest", help="turn a SoccerNet v1 folder tree into a feature table")
+    p = dsub.add_parser("ingest", help="turn a SoccerNet (v1 or v2) folder tree into a table")
     p.add_argument("--soccernet", required=True, help="SoccerNet root: <league>/<season>/<game>/")
     p.add_argument(
         "--out", required=True, help="table URI: a local directory or s3://bucket/prefix"
     )
-    p.add_argument("--video-features", default="ResNET_PCA512", help="video feature file stem")
-    p.add_argument("--audio-features", default="VGGish", help="audio feature file stem")
+    _table_format(p, "v1 reads Labels.json (3 classes), v2 Labels-v2.json (17 classes, visibility)")
+    p.add_argument(
+        "--video-features",
+        default="ResNET_PCA512",
+        help="video feature file stem, {half}_NAME.npy of any width (default ResNET_PCA512; "
+        "ResNET, baidu_soccer_embeddings, ...)",
+    )
+    p.add_argument(
+        "--audio-features",
+        default="VGGish",
+        help="audio feature file stem (default VGGish); 'none': a table without audio",
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=FPS,
+        help=f"feature frames per second (default {FPS:g}; some Baidu releases are 1)",
+    )
     p.add_argument("--splits", default="official", help=SPLITS_HELP)
     _max_length_diff(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing table")
@@ -155,7 +191,10 @@ def _data_parsers(sub: argparse._SubParsersAction) -> None:
     _common(p, s3=False)
     p.set_defaults(func=commands.data_extract_audio)
 
-    p = dsub.add_parser("inspect", help="games, halves, frames, events per class and split")
+    p = dsub.add_parser(
+        "inspect",
+        help="label set, dtype, widths, fps; games, halves, frames, events per class and split",
+    )
     p.add_argument("uri", help="table URI")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(

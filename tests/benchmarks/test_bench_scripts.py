@@ -30,6 +30,8 @@ CASES = {
     "audio": ["bench_audio_extract.py", "--minutes", "0.1"],
     "checkpoint": ["bench_checkpoint.py", "--fusion", "video", "--clusters", "4", "--save"],
     "feed": ["bench_feed.py", "--games", "3", "--half-minutes", "2", "--epochs", "2"],
+    "half_precision": ["bench_half_precision.py", "--games", "1", "--half-minutes", "0.5",
+                       "--repeats", "1"],
 }  # fmt: skip
 
 

@@ -32,7 +32,15 @@ def test_synth_inspect(tmp_path, capsys):
     assert main(["data", "inspect", out, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["games"] == 3 and summary["halves"] == 6
-    assert set(summary["per_split"]) == {"train", "valid", "test"}
+    assert set(summary["per_split"]) == {"train", "valid", "test", "challenge"}
+    assert summary["per_split"]["challenge"] == {
+        **summary["per_split"]["challenge"],
+        "games": 0,
+        "labelled": False,
+    }
+    assert (summary["label_set"], summary["dtype"], summary["fps"]) == ("v1", "float32", 2.0)
+    assert summary["feature_dims"] == {"video": 512, "audio": 512}
+    assert "challenge" not in text  # an empty unlabelled split is not shown
     assert (
         summary["manifest"]["seed"] == 4 and summary["bytes"] > 0 and summary["missing_files"] == []
     )

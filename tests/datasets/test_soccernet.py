@@ -53,7 +53,13 @@ def make_game(
 
 def test_official_lists_shipped():
     s = official_splits()
-    assert {k: len(v) for k, v in s.items()} == {"train": 300, "valid": 100, "test": 100}
+    assert {k: len(v) for k, v in s.items()} == {
+        "train": 300,
+        "valid": 100,
+        "test": 100,
+        "challenge": 50,
+    }
+    assert len({g for games in s.values() for g in games}) == 550  # no game in two splits
     assert TRAIN in s["train"] and VALID in s["valid"] and TEST in s["test"]
 
 
@@ -169,7 +175,7 @@ def _bad(tmp_path, match, **game_kw):
         ),
         ({"labels": [{"gameTime": "3 - 00:10", "label": "y-card"}]}, "malformed gameTime"),
         ({"labels": [{"gameTime": "2 - 01:10", "label": "y-card"}]}, r"beyond half 2's 130 frames"),
-        ({"dim": 256}, r"1_ResNET_PCA512\.npy: features of shape \(120, 256\)"),
+        ({"dim": 0}, r"1_ResNET_PCA512\.npy: features of shape \(120, 0\)"),
         ({"audio_frames": (120, 150)}, "differ by more than"),
     ],
 )

@@ -50,6 +50,10 @@ CASES: list[Case] = [
       "zero games"),
     C("synth-minutes", "data synth", "data synth --out {tmp}/t --half-minutes -1",
       "--half-minutes", "negative half length"),
+    C("synth-labels", "data synth", "data synth --out {tmp}/t --labels v3", "--labels",
+      "unknown --labels (label set)"),
+    C("synth-dtype", "data synth", "data synth --out {tmp}/t --dtype float64", "--dtype",
+      "unknown --dtype"),
     C("synth-exists", "data synth", "data synth --out {ws}/table --games 1", "{ws}/table",
       "a table already there, no --overwrite"),
     C("synth-file", "data synth", "data synth --out {ws}/afile --games 1", "{ws}/afile",
@@ -81,7 +85,20 @@ CASES: list[Case] = [
       "Labels.json", "malformed Labels.json"),
     C("ingest-shape", "data ingest",
       "data ingest --soccernet {ws}/sn --out {tmp}/t --splits {ws}/sn-shape.json",
-      "1_ResNET_PCA512.npy", "features of the wrong width"),
+      "1_ResNET_PCA512.npy", "video width changing between games (one width per table)"),
+    C("ingest-labels", "data ingest", "data ingest --soccernet {ws}/sn --out {tmp}/t --labels v3",
+      "--labels", "unknown --labels (label set)"),
+    C("ingest-dtype", "data ingest",
+      "data ingest --soccernet {ws}/sn --out {tmp}/t --dtype float64", "--dtype",
+      "unknown --dtype"),
+    C("ingest-fps", "data ingest", "data ingest --soccernet {ws}/sn --out {tmp}/t --fps 0",
+      "--fps", "zero --fps"),
+    C("ingest-v2-label", "data ingest",
+      "data ingest --soccernet {ws}/sn --out {tmp}/t --labels v2 --splits {ws}/sn-v2label.json",
+      "Labels-v2.json: annotation 0: unknown label 'Dive'", "an unknown SoccerNet-v2 label"),
+    C("ingest-no-audio-file", "data ingest",
+      "data ingest --soccernet {ws}/sn --out {tmp}/t --splits {ws}/sn-noaudio.json",
+      "1_VGGish.npy", "a missing audio file without --audio-features none"),
     # data inspect
     C("inspect-not-table", "data inspect", "data inspect {ws}/notatable", "{ws}/notatable",
       "a folder that is not a table"),
@@ -193,17 +210,28 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _game(root: Path, key: str, *, labels: str | None, width: int = 512, seed: int = 0) -> None:
+def _game(
+    root: Path,
+    key: str,
+    *,
+    labels: str | None,
+    width: int = 512,
+    seed: int = 0,
+    labels_file: str = "Labels.json",
+    audio: bool = True,
+) -> None:
     import numpy as np
 
     d = root / key
     d.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     for half in (1, 2):
-        for stem, w in (("ResNET_PCA512", width), ("VGGish", 512)):
-            np.save(d / f"{half}_{stem}.npy", rng.standard_normal((60, w)).astype(np.float32))
+        for stem, w in (("ResNET_PCA512", width), ("VGGish", 512) if audio else (None, 0)):
+            if stem is not None:
+                x = rng.standard_normal((60, w)).astype(np.float32)
+                np.save(d / f"{half}_{stem}.npy", x)
     if labels is not None:
-        (d / "Labels.json").write_text(labels)
+        (d / labels_file).write_text(labels)
 
 
 def build_workspace(ws: Path) -> None:
@@ -232,13 +260,16 @@ def build_workspace(ws: Path) -> None:
     (ws / "afile").write_text("a file")
     sn = ws / "sn"
     good = '{"annotations": [{"gameTime": "1 - 00:10", "label": "y-card"}]}'
-    for key, labels, width in (
-        ("l/s/nolabels", None, 512),
-        ("l/s/badlabels", "{broken", 512),
-        ("l/s/shape", good, 100),
-        ("l/s/good", good, 512),
+    dive = '{"annotations": [{"gameTime": "1 - 00:10", "label": "Dive", "position": "10000"}]}'
+    for key, labels, width, extra in (
+        ("l/s/nolabels", None, 512, {}),
+        ("l/s/badlabels", "{broken", 512, {}),
+        ("l/s/shape", good, 100, {}),
+        ("l/s/v2label", dive, 512, {"labels_file": "Labels-v2.json"}),
+        ("l/s/noaudio", good, 512, {"audio": False}),
+        ("l/s/good", good, 512, {}),
     ):
-        _game(sn, key, labels=labels, width=width)
+        _game(sn, key, labels=labels, width=width, **extra)
         split = {"train": [key], "valid": ["l/s/good"], "test": []}
         (ws / f"sn-{key.split('/')[-1]}.json").write_text(json.dumps(split))
     preds = ws / "preds" / "l" / "s" / "g"

@@ -49,7 +49,7 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_manifest_records_sizes_and_checksums(table: Path) -> None:
     m = read_manifest(str(table))
-    assert m.schema_version == SCHEMA_VERSION == 2
+    assert m.schema_version == SCHEMA_VERSION == 3
     for f in m.files:
         data = (table / f["path"]).read_bytes()
         assert f["bytes"] == len(data)
