@@ -13,6 +13,7 @@ from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.overrides import check_fields
 from avspot.avmodels.pooling import POOLINGS
 from avspot.datasets.errors import DataError
+from avspot.datasets.labels import LABEL_SETS, LabelSet, get_label_set
 
 __all__ = ["ModelConfig"]
 
@@ -29,6 +30,9 @@ class ModelConfig:
     count of ``cnn``; ``None`` keeps the raw descriptor (K * D for NetVLAD, sn-spotting's head).
     ``gating`` adds context gating after that projection (LOUPE, the seed).
     ``cnn_kernel`` is the temporal kernel of ``cnn`` in frames (SoccerNet: 20).
+    ``label_set`` is the vocabulary the model spots (the table's: v1's 3 classes, v2's 17); the
+    model has one output per class plus background. ``audio_dim`` 0: a table without audio
+    (video-only fusion).
     """
 
     fusion: str = "video"
@@ -42,6 +46,7 @@ class ModelConfig:
     pool_out: int | None = 512
     gating: bool = True
     cnn_kernel: int = 20
+    label_set: str = "v1"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -52,6 +57,11 @@ class ModelConfig:
     def window_frames(self) -> int:
         """Frames per window, W = round(window_s * fps) (seed: 2 frames/s, 20 s -> 40)."""
         return round(self.window_s * self.fps)
+
+    @property
+    def vocabulary(self) -> LabelSet:
+        """The label set: class names in order (``classes``), ``num_outputs``."""
+        return get_label_set(self.label_set)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -71,10 +81,16 @@ class ModelConfig:
                 f"pooling: unknown value {self.pooling!r}; valid: {sorted(POOLINGS)}",
                 field="pooling",
             )
+        if self.label_set not in LABEL_SETS:
+            raise DataError(
+                f"label_set: unknown value {self.label_set!r}; valid: {sorted(LABEL_SETS)}",
+                field="label_set",
+            )
         for name in _INT_FIELDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"{name}: must be an integer >= 1, got {value!r}", field=name)
+            low = 0 if name == "audio_dim" and "audio" not in self.modalities else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise DataError(f"{name}: must be an integer >= {low}, got {value!r}", field=name)
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if (

@@ -38,7 +38,6 @@ from avspot.avmodels.fusion_methods import (
     concat_features,
 )
 from avspot.avmodels.pooling import create_pooling
-from avspot.datasets.labels import NUM_OUTPUTS
 
 __all__ = [
     "AVModel",
@@ -93,7 +92,8 @@ class AVModel(nn.Module):
             return pool, pool.out_dim
         if stage == "dropout":
             return nn.Dropout(cfg.dropout), width
-        return nn.Linear(width, NUM_OUTPUTS), NUM_OUTPUTS
+        n = cfg.vocabulary.num_outputs  # the classes, then background
+        return nn.Linear(width, n), n
 
     @property
     def window_frames(self) -> int:

@@ -16,14 +16,14 @@ numpy only: the CLI reads the method names from ``POSTPROCESS`` without importin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from avspot.datasets.errors import DataError
-from avspot.datasets.labels import CLASS_INDEX, CLASSES
+from avspot.datasets.labels import LABEL_SETS
 
 __all__ = [
     "POSTPROCESS",
@@ -112,32 +112,59 @@ POSTPROCESS: dict[str, Callable[..., list[tuple[int, float]]]] = {
 """Post-processing by name: ``f(p (n,), stride_s, **kw) -> [(index, confidence)]``."""
 
 
-def postprocess(
-    probs: np.ndarray, method: str = "nms", *, stride_s: float = 1.0, fps: float = 2.0, **kw: Any
-) -> list[Spot]:
-    """Spots from per-step probabilities (n, 3): one post-processing by name, each class alone.
+def classes_for(n_classes: int, classes: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The class names of C probability columns: ``classes`` when given (checked), else the
+    label set with C classes (v1: 3, v2: 17)."""
+    if classes is not None:
+        if len(classes) != n_classes:
+            raise DataError(f"{n_classes} probability columns but {len(classes)} class names")
+        return tuple(classes)
+    found = [ls.classes for ls in LABEL_SETS.values() if ls.num_classes == n_classes]
+    if len(found) != 1:
+        raise DataError(f"{n_classes} probability columns: no label set has that many classes")
+    return found[0]
 
-    ``center``/``max`` take ``threshold`` (default 0.5); ``nms`` takes ``window_s`` (default 30)
-    and ``threshold`` (default 0.0). Spots are sorted by position, then class.
+
+def postprocess(
+    probs: np.ndarray,
+    method: str = "nms",
+    *,
+    stride_s: float = 1.0,
+    fps: float = 2.0,
+    classes: Sequence[str] | None = None,
+    **kw: Any,
+) -> list[Spot]:
+    """Spots from per-step probabilities (n, C): one post-processing by name, each class alone.
+
+    ``classes`` names the columns (default: the label set with C classes). ``center``/``max``
+    take ``threshold`` (default 0.5); ``nms`` takes ``window_s`` (default 30) and ``threshold``
+    (default 0.0). Spots are sorted by position, then class.
     """
     if method not in POSTPROCESS:
         raise DataError(
             f"spotting method {method!r}: unknown; valid methods: {', '.join(POSTPROCESS)}"
         )
     fn = POSTPROCESS[method]
+    names = classes_for(np.shape(probs)[1] if np.ndim(probs) == 2 else 3, classes)
+    index = {c: i for i, c in enumerate(names)}
     spots = []
-    for c, label in enumerate(CLASSES):
+    for c, label in enumerate(names):
         for i, conf in fn(np.asarray(probs[:, c]), stride_s, **kw):
             ms = int(round(i * stride_s * 1000))
             spots.append(Spot(int(fps * (ms / 1000)), ms, label, conf))
-    spots.sort(key=lambda s: (s.position_ms, CLASS_INDEX[s.label]))
+    spots.sort(key=lambda s: (s.position_ms, index[s.label]))
     return spots
 
 
-def spots_to_detections(spots: Iterable[Spot], n_frames: int) -> np.ndarray:
-    """Dense detections as the official ``predictions2vector``: (n_frames, 3), confidence at the
-    spot's frame, -1 elsewhere (a later spot on the same frame and class overwrites)."""
-    out = np.full((n_frames, len(CLASSES)), -1.0, dtype=np.float64)
+def spots_to_detections(
+    spots: Iterable[Spot], n_frames: int, classes: Sequence[str] | None = None
+) -> np.ndarray:
+    """Dense detections as the official ``predictions2vector``: (n_frames, C), confidence at the
+    spot's frame, -1 elsewhere (a later spot on the same frame and class overwrites).
+    ``classes``: the label set's names (default v1's)."""
+    names = tuple(classes) if classes is not None else LABEL_SETS["v1"].classes
+    index = {c: i for i, c in enumerate(names)}
+    out = np.full((n_frames, len(names)), -1.0, dtype=np.float64)
     for s in spots:
-        out[min(s.frame, n_frames - 1), CLASS_INDEX[s.label]] = s.confidence
+        out[min(s.frame, n_frames - 1), index[s.label]] = s.confidence
     return out

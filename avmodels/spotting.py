@@ -21,7 +21,6 @@ from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess, spots_to
 from avspot.avmodels.results_io import PREDICTIONS_FILE, predictions_json
 from avspot.datasets.atomic import write_json_atomic
 from avspot.datasets.errors import DataError
-from avspot.datasets.labels import CLASSES
 from avspot.datasets.windows import gather_chunks, sliding_starts
 
 if TYPE_CHECKING:
@@ -48,6 +47,18 @@ def _window_frames(model: torch.nn.Module, window_frames: int | None) -> int:
     if cfg is None or not hasattr(cfg, "window_frames"):
         raise ValueError("window_frames not given and the model has no config.window_frames")
     return int(cfg.window_frames)
+
+
+def classes_of(model: torch.nn.Module) -> tuple[str, ...]:
+    """The class names a model spots (its config's label set; v1 for a bare module)."""
+    cfg = getattr(model, "config", None)
+    vocabulary = getattr(cfg, "vocabulary", None)
+    return vocabulary.classes if vocabulary is not None else ("card", "subs", "soccer")
+
+
+def _num_classes(model: torch.nn.Module, n_outputs: int) -> int:
+    """Columns of the logits that are classes: all but the last (background)."""
+    return n_outputs - 1
 
 
 def _stride_frames(half: Half, stride_s: float) -> int:
@@ -82,7 +93,8 @@ def predict_half(
             )  # (n_windows, 4)
     finally:
         model.train(was_training)
-    return torch.sigmoid(logits[:, : len(CLASSES)]).cpu().numpy().astype(np.float32)
+    c = _num_classes(model, logits.shape[1])
+    return torch.sigmoid(logits[:, :c]).cpu().numpy().astype(np.float32)
 
 
 def predict_half_naive(
@@ -107,7 +119,8 @@ def predict_half_naive(
                 dev = module_device(model)
                 v = to_tensor(gather_chunks(half.video, s, w), dev)  # (B, W, Dv)
                 a = to_tensor(gather_chunks(half.audio, s, w), dev)  # (B, W, Da)
-                out.append(torch.sigmoid(model(v, a)[:, : len(CLASSES)]).cpu())
+                logits = model(v, a)
+                out.append(torch.sigmoid(logits[:, : _num_classes(model, logits.shape[1])]).cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy().astype(np.float32)  # (n_windows, 3)
@@ -118,7 +131,7 @@ def spot_half(
 ) -> list[Spot]:
     """predict_half then postprocess."""
     probs = predict_half(model, half, stride_s)
-    return postprocess(probs, method, stride_s=stride_s, fps=2.0, **kw)
+    return postprocess(probs, method, stride_s=stride_s, fps=2.0, classes=classes_of(model), **kw)
 
 
 def detections_for_half(
@@ -126,7 +139,8 @@ def detections_for_half(
 ) -> np.ndarray:
     """Dense (N, 3) detections of one half, ready for ``metrics.average_map``."""
     n_frames = int(half.video.shape[0] * 2.0 / float(half.fps))  # evaluator frames at 2 fps
-    return spots_to_detections(spot_half(model, half, method, stride_s=stride_s, **kw), n_frames)
+    spots = spot_half(model, half, method, stride_s=stride_s, **kw)
+    return spots_to_detections(spots, n_frames, classes_of(model))
 
 
 # ---- results_spotting.json ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ search space suggests.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,38 @@ class TrainConfig:
         out = {k: v for k, v in self.to_dict().items() if k != "model"}
         out.update(self.model.to_dict())
         return out
+
+    def for_table(
+        self,
+        *,
+        video_dim: int,
+        audio_dim: int,
+        label_set: str,
+        fps: float,
+        given: Iterable[str] = (),
+    ) -> TrainConfig:
+        """This config fitted to a table: the feature widths, label set and frame rate are the
+        table's. A key in ``given`` (set explicitly) must agree; a fusion that reads audio
+        needs a table that has it. DataError names the field."""
+        table = {
+            "video_dim": int(video_dim),
+            "audio_dim": int(audio_dim),
+            "label_set": label_set,
+            "fps": float(fps),
+        }
+        given = {k.removeprefix("model.") for k in given}
+        for key, value in table.items():
+            if key in given and getattr(self.model, key) != value:
+                raise DataError(
+                    f"{key}={getattr(self.model, key)!r}: the table's is {value!r}", field=key
+                )
+        if not audio_dim and "audio" in FUSIONS[self.model.fusion].modalities:
+            raise DataError(
+                f"fusion={self.model.fusion!r} reads audio and the table has none: use "
+                "fusion=video",
+                field="fusion",
+            )
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, **table))
 
     @staticmethod
     def key_types() -> dict[str, tuple[str, Any]]:

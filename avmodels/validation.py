@@ -24,23 +24,27 @@ from avspot.avmodels.metrics import (
     official_half_frames,
 )
 from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess
-from avspot.avmodels.spotting import predict_half
+from avspot.avmodels.spotting import classes_of, predict_half
 from avspot.datasets.halves import Event, Half
-from avspot.datasets.labels import CLASS_INDEX
+from avspot.datasets.labels import get_label_set
 
 __all__ = ["SpotScorer", "Timeline", "half_spots", "score_spots"]
 
 
 def half_spots(half: Half, spots: Sequence[Spot]) -> HalfSpots:
-    """One half's events and spots in the sparse form ``metrics.average_map_spots`` scores."""
+    """One half's events and spots in the sparse form ``metrics.average_map_spots`` scores
+    (classes by the half's label set)."""
     n = max(half.n_frames, official_half_frames())
+    vocabulary = get_label_set(half.label_set)
+    index = vocabulary.class_index
     return HalfSpots.from_lists(
         np.array([int(e.frame) for e in half.events], dtype=np.int64),
-        np.array([CLASS_INDEX[e.label] for e in half.events], dtype=np.int64),
+        np.array([index[e.label] for e in half.events], dtype=np.int64),
         np.array([s.frame for s in spots], dtype=np.int64),
-        np.array([CLASS_INDEX[s.label] for s in spots], dtype=np.int64),
+        np.array([index[s.label] for s in spots], dtype=np.int64),
         np.array([s.confidence for s in spots], dtype=np.float64),
         n,
+        num_classes=vocabulary.num_classes,
     )
 
 
@@ -74,6 +78,7 @@ class SpotScorer:
     ) -> None:
         self.model, self.window_frames, self.stride_s = model, int(window_frames), stride_s
         self.methods = list(methods)
+        self.classes = classes_of(model)
         self.keep = keep
         self.scored: dict[str, list[HalfSpots]] = {m: [] for m in self.methods}
         self.timelines: list[Timeline] = []
@@ -85,7 +90,7 @@ class SpotScorer:
         probs = predict_half(self.model, half, self.stride_s, window_frames=self.window_frames)
         self.predict_s += time.perf_counter() - t0  # (n_windows, C) probabilities
         for i, method in enumerate(self.methods):
-            spots = postprocess(probs, method, stride_s=self.stride_s)
+            spots = postprocess(probs, method, stride_s=self.stride_s, classes=self.classes)
             self.scored[method].append(half_spots(half, spots))
             if i == 0 and len(self.timelines) < self.keep:
                 minutes = half.n_frames / float(half.fps) / 60

@@ -69,6 +69,7 @@ class CachedSplit:
     dims: dict[str, int]  # {"video": Dv, "audio": Da}
     halves: list[CachedHalf]
     fill: dict[str, Any]  # what filling it read: bytes, seconds, by which process
+    label_set: str = "v1"  # the vocabulary of the halves' events
 
     @property
     def frames(self) -> int:
@@ -102,6 +103,7 @@ class CachedSplit:
                 video=arrays["video"][h.offset : h.offset + h.n_frames],
                 audio=arrays["audio"][h.offset : h.offset + h.n_frames],
                 events=list(h.events),
+                label_set=self.label_set,
             )
             for h in self.halves
         ]
@@ -196,7 +198,7 @@ def split_nbytes(manifest: Manifest, split: str) -> int:
     """Bytes of a split's features decoded (both modalities, the table's dtype)."""
     per = manifest.counts.get("per_split", {}).get(split, {})
     frames = int(per.get("frames", manifest.frames))
-    item = np.dtype(getattr(manifest, "dtype", "float32") or "float32").itemsize
+    item = np.dtype(manifest.dtype).itemsize
     return frames * item * sum(manifest.feature_dims.values())
 
 
@@ -226,7 +228,8 @@ def _fill(uri: str, manifest: Manifest, split: str, endpoint: str | None, entry:
                     x = np.ascontiguousarray(getattr(h, m))
                     dims.setdefault(m, int(x.shape[1]))
                     dtype = dtype or x.dtype.name
-                    files[m].write(memoryview(x).cast("B"))
+                    if x.size:  # a table without audio has (N, 0) audio: nothing to write
+                        files[m].write(memoryview(x).cast("B"))
                 halves.append(
                     {
                         "game": h.game,
@@ -247,6 +250,7 @@ def _fill(uri: str, manifest: Manifest, split: str, endpoint: str | None, entry:
             "split": split,
             "fps": fps or manifest.fps,
             "dtype": dtype or "float32",
+            "label_set": manifest.label_set,
             "dims": dims or dict(manifest.feature_dims),
             "halves": halves,
             "fill": {
@@ -284,4 +288,5 @@ def _load(entry: Path) -> CachedSplit:
         dims={k: int(v) for k, v in doc["dims"].items()},
         halves=halves,
         fill=doc["fill"],
+        label_set=doc.get("label_set", "v1"),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -42,18 +41,6 @@ def _split(uri: str, split: str, endpoint: str | None) -> list[Half]:
     return halves
 
 
-def fit_dims(cfg: TrainConfig, half: Half, overrides: Mapping[str, Any]) -> TrainConfig:
-    """Take the feature widths from the table unless set explicitly (then they must match)."""
-    widths = {"video_dim": int(half.video.shape[1]), "audio_dim": int(half.audio.shape[1])}
-    model = cfg.model
-    for key, width in widths.items():
-        if key in overrides and getattr(model, key) != width:
-            raise DataError(
-                f"{key}={getattr(model, key)}: the table's features are {width} wide", field=key
-            )
-    return dataclasses.replace(cfg, model=model.replace(**widths))
-
-
 def train_from_table(
     data_uri: str,
     overrides: Mapping[str, Any] | None = None,
@@ -74,7 +61,14 @@ def train_from_table(
         check_writable_dir(out_dir, "out")
     train_halves = _split(data_uri, "train", endpoint)
     valid_halves = _split(data_uri, "valid", endpoint)
-    cfg = fit_dims(cfg, train_halves[0], overrides)
+    first = train_halves[0]
+    cfg = cfg.for_table(
+        video_dim=first.video.shape[1],
+        audio_dim=first.audio.shape[1],
+        label_set=first.label_set,
+        fps=first.fps,
+        given=overrides,
+    )
     stream = ChunkBatches(train_halves, cfg.model.window_frames, cfg.batch_size, seed=cfg.seed)
     d = stream.describe()
     log(

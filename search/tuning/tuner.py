@@ -113,10 +113,11 @@ def _trials(space: Space, opts: SearchOptions) -> int:
     return space.grid_size or 24
 
 
-def base_config(opts: SearchOptions, space: Space) -> TrainConfig:
+def base_config(opts: SearchOptions, space: Space, manifest: Manifest | None = None) -> TrainConfig:
     """The config every trial starts from: the search's metric, seed and validation stride,
-    and the number of epochs (``max_epochs`` fixed on every trial, else the option, else the
-    space's default, else 12), resolved here once. Validated: bad values fail now."""
+    the number of epochs (``max_epochs`` fixed on every trial, else the option, else the
+    space's default, else 12), resolved here once, and the table's feature widths, label set
+    and frame rate. Validated: bad values fail now."""
     max_epochs = (
         opts.fixed.get("max_epochs")
         or opts.max_epochs
@@ -124,7 +125,16 @@ def base_config(opts: SearchOptions, space: Space) -> TrainConfig:
         or DEFAULT_MAX_EPOCHS
     )
     base = TrainConfig(monitor=opts.metric, seed=opts.seed, val_stride_s=opts.val_stride_s)
-    return base.merge({**opts.fixed, "max_epochs": int(max_epochs)})
+    base = base.merge({**opts.fixed, "max_epochs": int(max_epochs)})
+    if manifest is None:
+        return base
+    return base.for_table(
+        video_dim=manifest.feature_dims.get("video", 0),
+        audio_dim=manifest.feature_dims.get("audio", 0),
+        label_set=manifest.label_set,
+        fps=manifest.fps,
+        given=opts.fixed,
+    )
 
 
 def _validate(opts: SearchOptions) -> tuple[Space, Manifest, TrainConfig]:
@@ -143,10 +153,11 @@ def _validate(opts: SearchOptions) -> tuple[Space, Manifest, TrainConfig]:
         raise DataError(
             f"cpus_per_trial {opts.cpus_per_trial}: must be > 0", field="cpus_per_trial"
         )
-    base = base_config(opts, space)  # unknown keys / bad values: DataError now
+    base_config(opts, space)  # unknown keys / bad values: DataError now, before any I/O
     if not opts.address:
         resources.check_local_plan(None, _concurrent(opts), opts.cpus_per_trial)
     manifest = check_table(opts.data, endpoint=opts.endpoint)  # a bad part: refused now
+    base = base_config(opts, space, manifest)  # the table's widths, label set and fps
     if opts.tracking:
         get_client()  # a file: URI, an unreachable server: refused before anything is written
     if not (opts.storage or "").startswith("s3://"):
@@ -187,6 +198,9 @@ def run_search(opts: SearchOptions, log: Log = print) -> SearchResult:
     t0 = time.perf_counter()
     opts = replace(opts, data=absolute_uri(opts.data))  # trials run in other directories
     space, manifest, base = _validate(opts)
+    if not manifest.has_audio and "fusion" not in opts.fixed:
+        opts = replace(opts, fixed={**opts.fixed, "fusion": "video"})
+        log(f"{opts.data} has no audio features: every trial uses fusion=video")
     log(feed_plan(manifest))  # which feed the trials take here, and why (once)
     root, fs = _storage(opts)
     exp_path = f"{root.rstrip('/')}/{opts.experiment_name}"

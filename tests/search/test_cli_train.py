@@ -41,7 +41,7 @@ def test_train_from_table_writes_model_and_results(tmp_path, table) -> None:
     assert saved["best_epoch"] == result.best_epoch and saved["fingerprint"]
     model, mcfg = load_model(tmp_path / "out" / "model.pt")
     assert mcfg.fusion == "video" and model.config == mcfg
-    with pytest.raises(DataError, match="video_dim=512: the table's features are 16 wide"):
+    with pytest.raises(DataError, match="video_dim=512: the table's is 16"):
         train_from_table(table, {**OVERRIDES, "video_dim": 512}, log=lines.append)
 
 
@@ -56,4 +56,4 @@ def test_train_command(tmp_path, table, capsys) -> None:
     assert main(["train", "--data", table, "--set", "lr=-1"]) == 2
     assert "avspot: error: --set lr=-1.0: must be > 0" in capsys.readouterr().err
     assert main(["train", "--data", table, "--set", "video_dim=512"]) == 2
-    assert "--set video_dim=512: the table's features are 16 wide" in capsys.readouterr().err
+    assert "--set video_dim=512: the table's is 16" in capsys.readouterr().err
