@@ -17,6 +17,7 @@ from avspot.avmodels.metrics import METRICS, MONITORS
 from avspot.avmodels.postprocess import POSTPROCESS
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import SPLITS
+from avspot.datasets.labels import LABEL_SETS
 from avspot.datasets.layout import OFFICIAL_SPLITS
 from avspot.search.cli import commands
 from avspot.search.spaces import available_spaces
@@ -203,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="loose", choices=list(METRICS))
     p.add_argument(
         "--split", default=None, choices=OFFICIAL_SPLITS, help="only the games of this split"
+    )
+    p.add_argument(
+        "--label-set",
+        default=None,
+        choices=list(LABEL_SETS),
+        help="v1 (Labels.json) or v2 (Labels-v2.json); default: the table's or the files found",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _common(p)
