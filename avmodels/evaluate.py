@@ -82,11 +82,11 @@ def evaluate(
         )
     else:
         spots, games, ls = _tree_halves(labels_str, pred_files, split, progress, requested)
-    result = average_map_spots(spots, framerate=FRAMERATE, metric=metric, label_set=ls)
+    # visible / unshown: v2 only, as the official (it returns None for them with version=1)
+    result = average_map_spots(
+        spots, framerate=FRAMERATE, metric=metric, label_set=ls, visibility=ls.name != "v1"
+    )
     out = result.to_dict()
-    if ls.name == "v1":  # the official returns None for these with version=1
-        for part in ("average_map", "per_class", "map_per_delta"):
-            out[f"{part}_visible"] = out[f"{part}_unshown"] = None
     out.update(
         {
             "label_set": ls.name,
