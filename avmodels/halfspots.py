@@ -58,7 +58,7 @@ class HalfSpots:
         if target.ndim != 2 or target.shape[1] != detection.shape[1]:
             raise ValueError(f"target {target.shape} and detection {detection.shape} differ")
         events, values, frames, scores = [], [], [], []
-        for c in range(target.shape[1]):
+        for c in range(target.shape[1]):  # column by column: faster than one pass over .T
             e = np.flatnonzero(target[:, c] != 0)
             events.append(e)
             values.append(target[e, c].astype(np.float64))

@@ -226,13 +226,14 @@ def average_map_spots(
             closest = _closest_values(g, gv, gh, p, ph, offsets)
             masks += [closest > 0.5, closest < -0.5]
             n_gt[1, c], n_gt[2, c] = n_vis, n_uns
+        level = _threshold_level(s)
         for k_grp, mask in enumerate(masks):
-            n_above[k_grp, c] = _count_at_least(s if mask is None else s[mask])
+            n_above[k_grp, c] = _count_at_least(level if mask is None else level[mask])
         for k, delta in enumerate(d_frames):
             matched = _greedy_match(g, p, s, float(delta))
             for k_grp, mask in enumerate(masks):
                 m = matched if mask is None else matched[mask[matched]]
-                tp[k_grp, k, c] = _count_at_least(s[m])
+                tp[k_grp, k, c] = _count_at_least(level[m])
     ap = _eleven_point_ap(tp, n_above, n_gt)  # (groups, n_deltas, C)
     curves = [[np.mean(ap[k_grp, k]) for k in range(d_frames.size)] for k_grp in range(groups)]
 
@@ -285,9 +286,28 @@ def _class_names(
         return [str(c) for c in range(nc)]
 
 
-def _count_at_least(scores: np.ndarray) -> np.ndarray:
-    """(200,) number of scores >= each threshold."""
-    return scores.size - np.searchsorted(np.sort(scores), THRESHOLDS, side="left")
+def _threshold_level(s: np.ndarray) -> np.ndarray:
+    """Per score, the number of thresholds <= it: `searchsorted(THRESHOLDS, s, "right")`, 3x
+    faster. The linspace index `floor(s * 199)` is corrected by one either way with the same
+    `<=` comparisons; any score the check `T[l - 1] <= s < T[l]` rejects goes the slow way."""
+    t, last = THRESHOLDS, THRESHOLDS.size - 1
+    k = np.clip(np.floor(s * last), 0, last).astype(np.int64)
+    k -= t[k] > s
+    k = np.maximum(k, -1)
+    level = k + 1 + ((k < last) & (t[np.minimum(k + 1, last)] <= s))
+    ok = ((level == 0) | (t[np.maximum(level - 1, 0)] <= s)) & (
+        (level == t.size) | (t[np.minimum(level, last)] > s)
+    )
+    if not ok.all():
+        level[~ok] = np.searchsorted(t, s[~ok], side="right")
+    return level
+
+
+def _count_at_least(level: np.ndarray) -> np.ndarray:
+    """(200,) number of scores >= each threshold, from each score's count of thresholds <= it
+    (`searchsorted(THRESHOLDS, s, "right")`): s >= t_j exactly when that count exceeds j."""
+    counts = np.bincount(level, minlength=THRESHOLDS.size + 1)  # (201,)
+    return level.size - np.cumsum(counts)[: THRESHOLDS.size]
 
 
 def _closest_values(
@@ -342,10 +362,17 @@ def _greedy_match(g: np.ndarray, p: np.ndarray, s: np.ndarray, delta: float) -> 
     if chained.size:
         taken: set[int] = set()
         prev = -2
+        picks = choice.tolist()
         for i in chained.tolist():
             if i - 1 != prev:  # a new chain starts at i - 1, whose vectorised choice stands
-                taken = {int(choice[i - 1])} if choice[i - 1] >= 0 else set()
+                taken = {picks[i - 1]} if picks[i - 1] >= 0 else set()
             prev = i
+            j = picks[i]
+            if j < 0:  # an empty window stays empty
+                continue
+            if j not in taken:  # the window's first maximum is free: it is still the choice
+                taken.add(j)
+                continue
             a, b = int(lo[i]), int(hi[i])
             seg = s[a:b].copy()
             for j in taken:
@@ -353,10 +380,10 @@ def _greedy_match(g: np.ndarray, p: np.ndarray, s: np.ndarray, delta: float) -> 
                     seg[j - a] = -np.inf
             if seg.size and seg.max() > -np.inf:
                 j = a + int(np.argmax(seg))
-                choice[i] = j
+                choice[i] = picks[i] = j
                 taken.add(j)
             else:
-                choice[i] = -1
+                choice[i] = picks[i] = -1
     return choice[choice >= 0]
 
 
