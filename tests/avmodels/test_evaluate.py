@@ -184,7 +184,7 @@ def test_single_delta_metrics_equal_official(tmp_path, metric):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 5 minutes)")
+@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 3 minutes)")
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("label_set", [V1, V2], ids=["v1", "v2"])
 def test_evaluate_equals_official_many_seeds(tmp_path, seed, label_set):

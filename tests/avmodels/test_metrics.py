@@ -197,7 +197,7 @@ def test_parity_dense_clusters(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 5 minutes)")
+@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 8 minutes)")
 @pytest.mark.parametrize("seed", range(200))
 def test_parity_full_metrics_many_seeds(seed):
     rng = np.random.default_rng(20000 + seed)
@@ -315,7 +315,7 @@ def test_visibility_can_be_skipped():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 5 minutes)")
+@pytest.mark.skipif(not os.environ.get("AVSPOT_SLOW"), reason="set AVSPOT_SLOW=1 (about 8 minutes)")
 @pytest.mark.parametrize("seed", range(40))
 @pytest.mark.parametrize("label_set", [V1, V2], ids=["v1", "v2"])
 def test_parity_visible_unshown_many_seeds(seed, label_set):
