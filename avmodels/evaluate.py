@@ -1,10 +1,16 @@
-"""`avspot evaluate`: official SoccerNet v1 Average-mAP of a folder of predictions.
+"""`avspot evaluate`: official SoccerNet Average-mAP (v1 or v2) of a folder of predictions.
 
-Labels come from a SoccerNet folder tree (`<root>/<league>/<season>/<game>/Labels.json`, found
-by walking) or from a feature table (a local folder with `manifest.json`, or `s3://`). For a
-folder tree each half is the official 14,400 frames (120 min at 2 fps; later frames are clipped
-to the last one, as `label2vector`/`predictions2vector` do); for a table a half has the table's
-`n_frames`, and the same clipping applies at its end.
+Labels come from a SoccerNet folder tree (`<root>/<league>/<season>/<game>/Labels.json` for v1,
+`Labels-v2.json` for v2, found by walking) or from a feature table (a local folder with
+`manifest.json`, or `s3://`). The label set is the table's (its manifest), the tree's (the label
+files found) or `--label-set`; a mismatch between them, label files of both kinds without
+`--label-set`, or a label outside the label set in any file is a DataError naming it: the score
+is never computed on the wrong vocabulary. Values equal the official
+`SoccerNet.Evaluation.ActionSpotting.evaluate(..., version=1, label_files="Labels.json")` for v1
+and `evaluate(..., version=2)` for v2 (visible / unshown Average-mAP for v2 only, None for v1 as
+there). Each half is the official 14,400 frames (120 min at 2 fps; later frames are clipped to
+the last one, as `label2vector`/`predictions2vector` do), frames from the millisecond positions,
+for a table too (whatever its feature rate).
 
 Every selected game must have a `results_spotting.json` (the official `evaluate` stops with
 FileNotFoundError on the first game without one; here the DataError names it and counts the
@@ -21,25 +27,23 @@ from typing import Any
 
 import numpy as np
 
-from avspot.avmodels.metrics import (
-    FRAMERATE,
-    METRICS,
-    HalfSpots,
-    average_map_spots,
-    official_half_frames,
-)
+from avspot.avmodels.halfspots import FRAMERATE, HalfSpots, official_half_frames, position_to_frame
+from avspot.avmodels.metrics import METRICS, average_map_spots
 from avspot.avmodels.results_io import (
     PREDICTIONS_FILE,
     Predictions,
     find_games,
+    find_label_files,
     read_labels,
     read_predictions,
 )
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import SPLITS, Half
-from avspot.datasets.labels import CLASS_INDEX, DISPLAY_NAMES
-from avspot.datasets.layout import LABELS_FILE, official_games
+from avspot.datasets.labels import LABEL_SETS, LabelSet, get_label_set
+from avspot.datasets.layout import official_games
 from avspot.datasets.progress import progress
+
+HALF_FRAMES = official_half_frames(FRAMERATE)
 
 
 def evaluate(
@@ -49,17 +53,22 @@ def evaluate(
     split: str | None = None,
     endpoint: str | None = None,
     progress: bool = False,
+    label_set: str | LabelSet | None = None,
 ) -> dict[str, Any]:
     """Average-mAP of `predictions` (folder of results_spotting.json) against `labels`.
 
-    ``progress`` shows a bar of games read on stderr (when it is a terminal). Returns the
-    `avspot evaluate --json` dict `{"average_map", "per_class", "metric"}` plus `games`,
-    `halves`, `events`, `detections` (counts per class), `seed_average_map` (the seed's plain
-    mean over deltas), `deltas`, `map_per_delta`, `per_class_per_delta`, and the `labels`,
+    ``label_set``: v1 / v2, or None to take it from the labels. ``progress`` shows a bar of
+    games read on stderr (when it is a terminal). Returns the `avspot evaluate --json` dict
+    `{"average_map", "per_class", "metric", "label_set", "average_map_visible",
+    "average_map_unshown", "per_class_visible", "per_class_unshown"}` (the visible / unshown
+    values None for v1, as the official) plus `games`, `halves`, `events`, `events_unshown`,
+    `detections` (counts per class), `seed_average_map` (the seed's plain mean over deltas),
+    `deltas`, `map_per_delta[_visible|_unshown]`, `per_class_per_delta`, and the `labels`,
     `predictions` and `split` arguments.
     """
     if metric not in METRICS:
         raise DataError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+    requested = _requested(label_set)
     pred_root = Path(predictions)
     if not pred_root.is_dir():
         raise DataError(f"--predictions {predictions}: no such folder")
@@ -68,16 +77,19 @@ def evaluate(
         raise DataError(f"--predictions {predictions}: no {PREDICTIONS_FILE} under it")
     labels_str = os.fspath(labels)
     if _is_table(labels_str):
-        halves, games = _table_halves(labels_str, pred_files, split, endpoint, progress)
-        framerate = halves[0][1] if halves else FRAMERATE
-        spots = [h for h, _ in halves]
+        spots, games, ls = _table_halves(
+            labels_str, pred_files, split, endpoint, progress, requested
+        )
     else:
-        spots, games = _tree_halves(labels_str, pred_files, split, progress)
-        framerate = FRAMERATE
-    result = average_map_spots(spots, framerate=framerate, metric=metric)
+        spots, games, ls = _tree_halves(labels_str, pred_files, split, progress, requested)
+    # visible / unshown: v2 only, as the official (it returns None for them with version=1)
+    result = average_map_spots(
+        spots, framerate=FRAMERATE, metric=metric, label_set=ls, visibility=ls.name != "v1"
+    )
     out = result.to_dict()
     out.update(
         {
+            "label_set": ls.name,
             "games": games,
             "halves": len(spots),
             "labels": labels_str,
@@ -88,17 +100,61 @@ def evaluate(
     return out
 
 
+def _requested(label_set: str | LabelSet | None) -> LabelSet | None:
+    if label_set is None or isinstance(label_set, LabelSet):
+        return label_set
+    try:
+        return get_label_set(label_set)
+    except DataError:
+        raise DataError(
+            f"--label-set {label_set!r}: expected one of {', '.join(LABEL_SETS)}"
+        ) from None
+
+
 # ---- folder tree ----------------------------------------------------------------------------------
 
 
+def _tree_label_set(
+    root: str, found: Mapping[str, Mapping[str, Path]], requested: LabelSet | None
+) -> LabelSet:
+    """The label set of a tree: the requested one (its label file must be there, and no game
+    may have only the other kind), else the one kind of label file found."""
+    names = " or ".join(ls.labels_file for ls in LABEL_SETS.values())
+    if not found:
+        raise DataError(f"--labels {root}: no {names} under it")
+    if requested is None:
+        if len(found) > 1:
+            kinds = ", ".join(f"{LABEL_SETS[n].labels_file} ({n})" for n in found)
+            raise DataError(
+                f"--labels {root}: label files of two label sets, {kinds}; pass --label-set"
+            )
+        return LABEL_SETS[next(iter(found))]
+    own = found.get(requested.name, {})
+    for name, files in found.items():
+        if name == requested.name:
+            continue
+        only = sorted(set(files) - set(own))
+        if only:
+            raise DataError(
+                f"{files[only[0]]}: a {name} label file, but --label-set {requested.name} "
+                f"reads {requested.labels_file}"
+                + (f" ({len(only) - 1} more games like it)" if len(only) > 1 else "")
+            )
+    return requested
+
+
 def _tree_halves(
-    root: str, pred_files: Mapping[str, Path], split: str | None, show: bool = False
-) -> tuple[list[HalfSpots], int]:
+    root: str,
+    pred_files: Mapping[str, Path],
+    split: str | None,
+    show: bool,
+    requested: LabelSet | None,
+) -> tuple[list[HalfSpots], int, LabelSet]:
     if not Path(root).is_dir():
         raise DataError(f"--labels {root}: no such folder (expected a SoccerNet tree or a table)")
-    label_files = find_games(root, LABELS_FILE)
-    if not label_files:
-        raise DataError(f"--labels {root}: no {LABELS_FILE} under it")
+    found = find_label_files(root)
+    ls = _tree_label_set(root, found, requested)
+    label_files = found[ls.name]
     games = sorted(label_files)
     if split is not None:
         wanted = set(official_games(split))
@@ -106,26 +162,31 @@ def _tree_halves(
         if not games:
             raise DataError(f"--labels {root}: no game of the official {split!r} split")
     _check_games(set(label_files), games, pred_files, root, split)
-    n = official_half_frames(FRAMERATE)
     halves: list[HalfSpots] = []
     for game in progress(games, desc="evaluate", enabled=show, unit="game"):
-        lab = read_labels(label_files[game])
-        preds = read_predictions(pred_files[game])
+        lab = read_labels(label_files[game], ls)
+        preds = read_predictions(pred_files[game], ls)
         lab_frames = lab.frames(FRAMERATE)
+        lab_values = lab.values()
         pred_frames = preds.frames(FRAMERATE)
         for half in (1, 2):
-            ls = lab.half == half
-            halves.append(_half_spots(lab_frames[ls], lab.label[ls], preds, pred_frames, half, n))
-    return halves, len(games)
+            sel = lab.half == half
+            halves.append(
+                _half_spots(
+                    lab_frames[sel], lab.label[sel], lab_values[sel], preds, pred_frames, half, ls
+                )
+            )
+    return halves, len(games), ls
 
 
 def _half_spots(
     event_frames: np.ndarray,
     event_classes: np.ndarray,
+    event_values: np.ndarray,
     preds: Predictions,
     pred_frames: np.ndarray,
     half: int,
-    n_frames: int,
+    ls: LabelSet,
 ) -> HalfSpots:
     ps = preds.half == half
     return HalfSpots.from_lists(
@@ -134,7 +195,9 @@ def _half_spots(
         pred_frames[ps],
         preds.label[ps],
         preds.confidence[ps],
-        n_frames,
+        HALF_FRAMES,
+        num_classes=ls.num_classes,
+        event_values=event_values,
     )
 
 
@@ -172,12 +235,24 @@ def _table_halves(
     pred_files: Mapping[str, Path],
     split: str | None,
     endpoint: str | None,
-    show: bool = False,
-) -> tuple[list[tuple[HalfSpots, float]], int]:
-    from avspot.datasets.table import iter_halves, list_halves  # pyarrow: only for tables
+    show: bool,
+    requested: LabelSet | None,
+) -> tuple[list[HalfSpots], int, LabelSet]:
+    from avspot.datasets.manifest import read_manifest  # pyarrow: only for tables
+    from avspot.datasets.table import iter_halves, list_halves
 
     if split is not None and split not in SPLITS:
         raise DataError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    manifest = read_manifest(uri, endpoint)
+    name = str(getattr(manifest, "label_set", "v1") or "v1")
+    if name not in LABEL_SETS:
+        raise DataError(f"{uri}/manifest.json: unknown label_set {name!r}")
+    ls = LABEL_SETS[name]
+    if requested is not None and requested.name != ls.name:
+        raise DataError(
+            f"{uri}/manifest.json: the table's label set is {ls.name}, "
+            f"not --label-set {requested.name}"
+        )
     known = {game for game, _ in list_halves(uri, None, endpoint=endpoint)}
     halves = iter_halves(uri, split, endpoint=endpoint, copy=False)
     rows = [_Row(h) for h in progress(halves, desc="evaluate", enabled=show, unit="half")]
@@ -185,39 +260,43 @@ def _table_halves(
         raise DataError(f"--labels {uri}: no halves" + (f" in split {split!r}" if split else ""))
     selected = sorted({r.game for r in rows})
     _check_games(known, selected, pred_files, uri, split)
-    preds = {game: read_predictions(pred_files[game]) for game in selected}
-    fps = {float(r.fps) for r in rows}
-    if len(fps) > 1:
-        raise DataError(f"--labels {uri}: halves with different fps {sorted(fps)}")
-    framerate = fps.pop()
-    halves = []
+    preds = {game: read_predictions(pred_files[game], ls) for game in selected}
+    index = ls.class_index
+    out = []
     for r in rows:
         p = preds[r.game]
-        try:
-            ev = [(int(e.frame), CLASS_INDEX[e.label]) for e in r.events]
-        except KeyError:
-            bad = next(e.label for e in r.events if e.label not in CLASS_INDEX)
+        bad = next((e.label for e in r.events if e.label not in index), None)
+        if bad is not None:
             raise DataError(
-                f"{uri}: game {r.game!r} half {r.half}: unknown class {bad!r}"
-            ) from None
-        ev_arr = np.asarray(ev, dtype=np.int64).reshape(-1, 2)
-        spots = _half_spots(
-            ev_arr[:, 0], ev_arr[:, 1], p, p.frames(framerate), int(r.half), r.n_frames
+                f"{uri}: game {r.game!r} half {r.half}: unknown class {bad!r} (label set {ls.name})"
+            )
+        ms = np.array([int(e.position_ms) for e in r.events], dtype=np.int64)
+        classes = np.array([index[e.label] for e in r.events], dtype=np.int64)
+        values = np.array(
+            [-1.0 if getattr(e, "visibility", "visible") == "not shown" else 1.0 for e in r.events]
         )
-        halves.append((spots, framerate))
-    return halves, len(selected)
+        out.append(
+            _half_spots(
+                position_to_frame(ms, FRAMERATE),
+                classes,
+                values,
+                p,
+                p.frames(FRAMERATE),
+                r.half,
+                ls,
+            )
+        )
+    return out, len(selected), ls
 
 
 class _Row:
     """What evaluation needs of a table half (drops the feature arrays as soon as read)."""
 
-    __slots__ = ("events", "fps", "game", "half", "n_frames")
+    __slots__ = ("events", "game", "half")
 
     def __init__(self, half: Half) -> None:
         self.game = half.game
         self.half = int(half.half)
-        self.fps = float(half.fps)
-        self.n_frames = half.n_frames
         self.events = list(half.events)
 
 
@@ -225,21 +304,35 @@ class _Row:
 
 
 def format_result(result: Mapping[str, Any]) -> str:
-    """Human-readable table: Average-mAP, per-class values and the mAP-vs-tolerance curve."""
+    """Human-readable table: Average-mAP (and visible / unshown for v2), per-class values and
+    the mAP-vs-tolerance curve."""
+    ls = LABEL_SETS.get(str(result.get("label_set")), LABEL_SETS["v1"])
     deltas = result.get("deltas") or []
     span = f"deltas {deltas[0]:g}-{deltas[-1]:g} s" if deltas else ""
+    vis, uns = result.get("per_class_visible"), result.get("per_class_unshown")
     lines = [
-        f"Average-mAP ({result.get('metric')}, {span}): {result['average_map']:.4f}"
+        f"Average-mAP ({result.get('metric')}, {span}, label set {ls.name}): "
+        f"{result['average_map']:.4f}"
         f"  over {result.get('games', '?')} games ({result.get('halves', '?')} halves)",
+    ]
+    if result.get("average_map_visible") is not None:
+        lines.append(
+            f"  visible {result['average_map_visible']:.4f}, "
+            f"unshown {result['average_map_unshown']:.4f} (official 17/13 rescale)"
+        )
+    lines += [
         f"  seed variant (plain mean over deltas): {result.get('seed_average_map', float('nan')):.4f}",
         "",
-        f"  {'class':<15}{'Average-mAP':>12}{'events':>9}{'predictions':>13}",
+        f"  {'class':<20}{'Average-mAP':>12}"
+        + (f"{'visible':>9}{'unshown':>9}" if vis and uns else "")
+        + f"{'events':>9}{'predictions':>13}",
     ]
     events = result.get("events", {})
     dets = result.get("detections", {})
     for name, value in result["per_class"].items():
+        cols = f"{vis[name]:>9.4f}{uns[name]:>9.4f}" if vis and uns else ""
         lines.append(
-            f"  {DISPLAY_NAMES.get(name, name):<15}{value:>12.4f}{events.get(name, 0):>9}"
+            f"  {ls.display_name(name):<20}{value:>12.4f}{cols}{events.get(name, 0):>9}"
             f"{dets.get(name, 0):>13}"
         )
     if deltas:

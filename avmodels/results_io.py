@@ -1,13 +1,15 @@
-"""SoccerNet v1 JSON files: `Labels.json` (ground truth) and `results_spotting.json` (predictions).
+"""SoccerNet JSON files: `Labels.json` (v1) or `Labels-v2.json` (v2) and `results_spotting.json`.
 
-Predictions file, one per game at `<out>/<league>/<season>/<game>/results_spotting.json`:
-`{"UrlLocal": game, "predictions": [{"gameTime": "1 - 12:34", "label": "card", "position":
-"754000", "half": "1", "confidence": "0.9"}]}`. The official tools write every value as a string;
-the official evaluator reads `int(position)` (milliseconds), `int(half)`, the label through
-`{"card": 0, "subs": 1, "soccer": 2}` and the confidence as a number, and ignores `gameTime`.
-Reading accepts strings or JSON numbers for position, half and confidence. Anything else (not
-JSON, no `predictions` list, an unknown label, a half other than 1 or 2, a negative position, a
-confidence that is no number) raises `DataError` naming the file and the entry.
+Every reader and writer takes a `LabelSet` (default v1). Predictions file, one per game at
+`<out>/<league>/<season>/<game>/results_spotting.json`: `{"UrlLocal": game, "predictions":
+[{"gameTime": "1 - 12:34", "label": "card", "position": "754000", "half": "1", "confidence":
+"0.9"}]}`, the label one of the label set's classes (v1 card/subs/soccer, v2 the 17 names). The
+official tools write every value as a string; the official evaluator reads `int(position)`
+(milliseconds), `int(half)`, the label through its event dictionary and the confidence as a
+number, and ignores `gameTime`. Reading accepts strings or JSON numbers for position, half and
+confidence. Anything else (not JSON, no `predictions` list, a label outside the label set, a
+half other than 1 or 2, a negative position, a confidence that is no number) raises `DataError`
+naming the file and the entry; the official evaluator skips unknown v2 labels silently instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from avspot.avmodels.metrics import (
+from avspot.avmodels.halfspots import (
     FRAMERATE,
     detections_to_dense,
     events_to_dense,
@@ -32,14 +34,17 @@ from avspot.avmodels.metrics import (
 from avspot.datasets.atomic import write_json_atomic
 from avspot.datasets.errors import DataError
 from avspot.datasets.labels import (
-    CLASS_INDEX,
-    CLASSES,
-    class_of_label,
+    LABEL_SETS,
+    V1,
+    VISIBILITIES,
+    LabelSet,
     format_game_time,
+    get_label_set,
     parse_game_time,
 )
 
 PREDICTIONS_FILE = "results_spotting.json"
+LABEL_FILES: dict[str, str] = {ls.labels_file: ls.name for ls in LABEL_SETS.values()}
 _HALVES = {"1": 1, "2": 2, 1: 1, 2: 2}  # anything else goes the slow way (and is checked)
 _get = itemgetter
 
@@ -50,7 +55,7 @@ class Predictions:
 
     half: np.ndarray  # (M,) int64, 1 or 2
     position_ms: np.ndarray  # (M,) int64
-    label: np.ndarray  # (M,) int64 class index: card 0, subs 1, soccer 2
+    label: np.ndarray  # (M,) int64 class index in the label set (v1: card 0, subs 1, soccer 2)
     confidence: np.ndarray  # (M,) float64
 
     def frames(self, framerate: float = FRAMERATE) -> np.ndarray:
@@ -60,11 +65,16 @@ class Predictions:
 
 @dataclass(frozen=True)
 class Labels:
-    """Columns of one game's annotations: half, position in ms, class index."""
+    """Columns of one game's annotations: half, position in ms, class index, official value."""
 
     half: np.ndarray  # (E,) int64
     position_ms: np.ndarray  # (E,) int64
-    label: np.ndarray  # (E,) int64
+    label: np.ndarray  # (E,) int64 class index in the label set
+    value: np.ndarray | None = None  # (E,) float64: 1 visible, -1 "not shown"; None: all 1
+
+    def values(self) -> np.ndarray:
+        """(E,) 1 per visible event, -1 per event not shown (the official target value)."""
+        return np.ones(self.half.size) if self.value is None else self.value
 
     def frames(self, framerate: float = FRAMERATE) -> np.ndarray:
         """Official frames: `int(framerate * position / 1000)`, `framerate * seconds` from gameTime."""
@@ -87,26 +97,44 @@ def load_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def read_predictions(path: str | os.PathLike[str]) -> Predictions:
+def _label_set(label_set: LabelSet | str) -> LabelSet:
+    return get_label_set(label_set) if isinstance(label_set, str) else label_set
+
+
+def unknown_label(where: str, label: Any, ls: LabelSet, expected: tuple[str, ...]) -> DataError:
+    """The one-line error for a label outside ``ls``, naming the label set it belongs to."""
+    others = [o.name for o in LABEL_SETS.values() if o is not ls and label in o.raw_labels]
+    hint = f"; {label!r} is a label of {others[0]}" if others else ""
+    return DataError(
+        f"{where}: unknown label {label!r} "
+        f"(label set {ls.name}: expected one of {', '.join(expected)}{hint})"
+    )
+
+
+def read_predictions(path: str | os.PathLike[str], label_set: LabelSet | str = V1) -> Predictions:
     """Read one `results_spotting.json`."""
-    return parse_predictions(load_json(path), source=str(path))
+    return parse_predictions(load_json(path), source=str(path), label_set=label_set)
 
 
-def parse_predictions(content: Any, source: str = "<predictions>") -> Predictions:
-    """Columns of a `results_spotting.json` dict, validated."""
+def parse_predictions(
+    content: Any, source: str = "<predictions>", label_set: LabelSet | str = V1
+) -> Predictions:
+    """Columns of a `results_spotting.json` dict, validated against ``label_set``'s classes."""
+    ls = _label_set(label_set)
     preds = content.get("predictions") if isinstance(content, Mapping) else None
     if not isinstance(preds, list):
         raise DataError(f"{source}: expected an object with a 'predictions' list")
+    index = ls.class_index
     try:  # fast path: the common, well-formed file (each column in one C-level pass)
         n = len(preds)
         out = Predictions(
             np.fromiter(map(_HALVES.__getitem__, map(_get("half"), preds)), np.int64, n),
             np.fromiter(map(int, map(_get("position"), preds)), np.int64, n),
-            np.fromiter(map(CLASS_INDEX.__getitem__, map(_get("label"), preds)), np.int64, n),
+            np.fromiter(map(index.__getitem__, map(_get("label"), preds)), np.int64, n),
             np.fromiter(map(float, map(_get("confidence"), preds)), np.float64, n),
         )
     except (KeyError, TypeError, ValueError, OverflowError):
-        half, position, label, confidence = _parse_slow(preds, source)
+        half, position, label, confidence = _parse_slow(preds, source, ls)
         out = Predictions(
             np.asarray(half, dtype=np.int64),
             np.asarray(position, dtype=np.int64),
@@ -117,9 +145,10 @@ def parse_predictions(content: Any, source: str = "<predictions>") -> Prediction
     return out
 
 
-def _parse_slow(preds: list, source: str) -> tuple[list, list, list, list]:
+def _parse_slow(preds: list, source: str, ls: LabelSet) -> tuple[list, list, list, list]:
     """Entry by entry, to name the first bad one."""
     half, position, label, confidence = [], [], [], []
+    index = ls.class_index
     for i, p in enumerate(preds):
         where = f"{source}: prediction {i}"
         if not isinstance(p, Mapping):
@@ -127,13 +156,11 @@ def _parse_slow(preds: list, source: str) -> tuple[list, list, list, list]:
         for key in ("half", "position", "label", "confidence"):
             if key not in p:
                 raise DataError(f"{where}: missing {key!r}")
-        if p["label"] not in CLASS_INDEX:
-            raise DataError(
-                f"{where}: unknown label {p['label']!r} (expected one of {', '.join(CLASSES)})"
-            )
+        if not isinstance(p["label"], str) or p["label"] not in index:
+            raise unknown_label(where, p["label"], ls, ls.classes)
         half.append(_to_int(p["half"], where, "half"))
         position.append(_to_int(p["position"], where, "position"))
-        label.append(CLASS_INDEX[p["label"]])
+        label.append(index[p["label"]])
         try:
             if isinstance(p["confidence"], bool | list | dict) or p["confidence"] is None:
                 raise TypeError
@@ -168,23 +195,38 @@ def _check_columns(half: np.ndarray, position: np.ndarray, source: str, what: st
         raise DataError(f"{source}: {what} {bad[0]}: negative position {position[bad[0]]} ms")
 
 
-def read_labels(path: str | os.PathLike[str]) -> Labels:
-    """Read one v1 `Labels.json`."""
-    return parse_labels(load_json(path), source=str(path))
+def read_labels(path: str | os.PathLike[str], label_set: LabelSet | str = V1) -> Labels:
+    """Read one `Labels.json` (v1) or `Labels-v2.json` (v2).
+
+    A file named after the other label set's label file is refused (the official evaluator with
+    ``version=1`` and its default ``Labels-v2.json`` would keep only the cards, silently).
+    """
+    ls = _label_set(label_set)
+    name = Path(path).name
+    if LABEL_FILES.get(name, ls.name) != ls.name:
+        raise DataError(
+            f"{path}: a {LABEL_FILES[name]} label file ({name}), but the label set is {ls.name} "
+            f"(reads {ls.labels_file})"
+        )
+    return parse_labels(load_json(path), source=str(path), label_set=ls)
 
 
-def parse_labels(content: Any, source: str = "<labels>") -> Labels:
-    """Columns of a v1 `Labels.json` dict, validated.
+def parse_labels(content: Any, source: str = "<labels>", label_set: LabelSet | str = V1) -> Labels:
+    """Columns of a `Labels.json` / `Labels-v2.json` dict, validated.
 
     As the official `label2vector`: the half is the gameTime's first digit; the position is
     `int(annotation["position"])` ms when present, else the gameTime's minutes and seconds; the
-    class is the first of card/subs/soccer contained in the label. Unlike the official reader,
-    which skips them silently, labels with no class raise DataError.
+    value is -1 when `visibility` is "not shown", else 1; the class is the label set's (v1: the
+    first of card/subs/soccer the label contains, v2: the label itself). Unlike the official
+    reader, which skips them silently, labels outside the label set's raw labels and unknown
+    visibilities raise DataError.
     """
+    ls = _label_set(label_set)
     annotations = content.get("annotations") if isinstance(content, Mapping) else None
     if not isinstance(annotations, list):
         raise DataError(f"{source}: expected an object with an 'annotations' list")
-    half, position, label = [], [], []
+    index = ls.class_index
+    half, position, label, value = [], [], [], []
     for i, a in enumerate(annotations):
         where = f"{source}: annotation {i}"
         if not isinstance(a, Mapping) or "gameTime" not in a or "label" not in a:
@@ -193,21 +235,25 @@ def parse_labels(content: Any, source: str = "<labels>") -> Labels:
             game_half, seconds = parse_game_time(a["gameTime"])
         except DataError as exc:
             raise DataError(f"{where}: {exc}") from None
-        c = class_of_label(a["label"]) if isinstance(a["label"], str) else None
-        if c is None:
+        if not isinstance(a["label"], str) or a["label"] not in ls.raw_labels:
+            raise unknown_label(where, a["label"], ls, ls.raw_labels)
+        visibility = a.get("visibility", VISIBILITIES[0])
+        if visibility not in VISIBILITIES:
             raise DataError(
-                f"{where}: unknown label {a['label']!r} (no card, subs or soccer in it)"
+                f"{where}: visibility {visibility!r} (expected {' or '.join(VISIBILITIES)})"
             )
         half.append(game_half)
         if "position" in a:
             position.append(_to_int(a["position"], where, "position"))
         else:
             position.append(1000 * seconds)
-        label.append(c)
+        label.append(index[ls.class_of(a["label"])])
+        value.append(-1.0 if visibility == "not shown" else 1.0)
     out = Labels(
         np.asarray(half, dtype=np.int64),
         np.asarray(position, dtype=np.int64),
         np.asarray(label, dtype=np.int64),
+        np.asarray(value, dtype=np.float64),
     )
     _check_columns(out.half, out.position_ms, source, "annotation")
     return out
@@ -228,19 +274,34 @@ def find_games(root: str | os.PathLike[str], filename: str) -> dict[str, Path]:
     return found
 
 
+def find_label_files(root: str | os.PathLike[str]) -> dict[str, dict[str, Path]]:
+    """{label set name: {game: its label file}} for every `Labels.json` and `Labels-v2.json`
+    under root (one walk); a label set with no file is absent."""
+    root = Path(root)
+    found: dict[str, dict[str, Path]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for filename, name in LABEL_FILES.items():
+            if filename in filenames:
+                game = Path(dirpath).relative_to(root).as_posix()
+                found.setdefault(name, {})["" if game == "." else game] = Path(dirpath) / filename
+    return found
+
+
 # ---- writing -------------------------------------------------------------------------------------
 
 
 def predictions_json(
-    game: str, predictions: Iterable[tuple[int, int, str, float]]
+    game: str,
+    predictions: Iterable[tuple[int, int, str, float]],
+    label_set: LabelSet | str = V1,
 ) -> dict[str, Any]:
     """`results_spotting.json` content from (half, position_ms, label, confidence) tuples."""
+    ls = _label_set(label_set)
     rows = []
     for half, position_ms, label, confidence in predictions:
-        if label not in CLASS_INDEX:
-            raise DataError(
-                f"game {game}: unknown label {label!r} (expected one of {', '.join(CLASSES)})"
-            )
+        if label not in ls.class_index:
+            raise unknown_label(f"game {game}", label, ls, ls.classes)
         rows.append(
             {
                 "gameTime": format_game_time(int(half), int(position_ms) // 1000),
@@ -257,10 +318,11 @@ def write_predictions(
     out_dir: str | os.PathLike[str],
     game: str,
     predictions: Iterable[tuple[int, int, str, float]],
+    label_set: LabelSet | str = V1,
 ) -> Path:
     """Write `<out_dir>/<game>/results_spotting.json` atomically; returns its path."""
     path = Path(out_dir) / game / PREDICTIONS_FILE
-    write_json_atomic(path, predictions_json(game, predictions))
+    write_json_atomic(path, predictions_json(game, predictions, label_set))
     return path
 
 
@@ -268,29 +330,39 @@ def write_predictions(
 
 
 def spotting_dict_to_dense(
-    spots: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
+    spots: Mapping,
+    framerate: float = FRAMERATE,
+    n_frames: int | None = None,
+    label_set: LabelSet | str = V1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, 3) detection halves from a `results_spotting.json` dict (official rules)."""
+    """Two (N, C) detection halves from a `results_spotting.json` dict (official rules)."""
+    ls = _label_set(label_set)
     n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_predictions(spots, source="<predictions>")
+    parsed = parse_predictions(spots, source="<predictions>", label_set=ls)
     frames = position_to_frame(parsed.position_ms, framerate)
     out = []
     for half in (1, 2):
         sel = parsed.half == half
         dets = zip(frames[sel], parsed.label[sel], parsed.confidence[sel], strict=True)
-        out.append(detections_to_dense(dets, n))
+        out.append(detections_to_dense(dets, n, ls.num_classes))
     return out[0], out[1]
 
 
 def labels_dict_to_dense(
-    labels: Mapping, framerate: float = FRAMERATE, n_frames: int | None = None
+    labels: Mapping,
+    framerate: float = FRAMERATE,
+    n_frames: int | None = None,
+    label_set: LabelSet | str = V1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, 3) target halves from a `Labels.json` dict (official `label2vector` rules)."""
+    """Two (N, C) target halves from a labels dict (official `label2vector` rules)."""
+    ls = _label_set(label_set)
     n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_labels(labels, source="<labels>")
+    parsed = parse_labels(labels, source="<labels>", label_set=ls)
     frames = parsed.frames(framerate)
+    values = parsed.values().astype(np.int64)
     out = []
     for half in (1, 2):
         sel = parsed.half == half
-        out.append(events_to_dense(zip(frames[sel], parsed.label[sel], strict=True), n))
+        rows = zip(frames[sel], parsed.label[sel], values[sel], strict=True)
+        out.append(events_to_dense(rows, n, ls.num_classes))
     return out[0], out[1]

@@ -162,7 +162,13 @@ def evaluate(args: argparse.Namespace) -> int:
     from avspot.avmodels.evaluate import format_result
 
     result = run_evaluate(
-        args.labels, args.predictions, args.metric, args.split, args.endpoint_url, _progress(args)
+        args.labels,
+        args.predictions,
+        args.metric,
+        args.split,
+        args.endpoint_url,
+        _progress(args),
+        label_set=args.label_set,
     )
     print(json.dumps(result) if args.json else format_result(result))
     return EXIT_OK

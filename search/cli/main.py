@@ -274,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split", default=None, choices=OFFICIAL_SPLITS, help="only the games of this split"
     )
+    p.add_argument(
+        "--label-set",
+        default=None,
+        choices=list(LABEL_SETS),
+        help="v1 (Labels.json) or v2 (Labels-v2.json); default: the table's or the files found",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _common(p)
     p.set_defaults(func=commands.evaluate)
