@@ -37,10 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 DPI = 110
-LEGEND = {
-    "Trial": "dominated",
-    "Best Trial": "Pareto front",
-}  # Optuna's Pareto legend, said plainly
+# Optuna's Pareto legend, said plainly
+LEGEND = {"Trial": "dominated", "Best Trial": "Pareto front"}
 
 
 @contextmanager
