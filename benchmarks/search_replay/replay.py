@@ -421,7 +421,7 @@ class Replayer:
         tuner.fit()
         wall = time.perf_counter() - t0
         states: dict[str, int] = {}
-        for t in searcher._ot_study.get_trials(deepcopy=False):
+        for t in searcher.study().get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
         # The result that tripped the budget is not part of a search with this budget.
         kept = events.events[:budget_epochs]

@@ -6,8 +6,8 @@ figures from their metric histories and JSON artifacts (``reporting.trials``,
 ``reporting.tables``). Beyond the seed: what each search cost against the full grid
 (``reporting.compute``) and where audio should join video: the fusion point x modality table,
 parameter importance, parallel coordinates, intermediate values and the Pareto front of
-Average-mAP against inference cost (``reporting.analysis``). Every section names its data;
-synthetic results are labelled as such, never as SoccerNet. Values are validation-split numbers
+Average-mAP against inference cost (``reporting.analysis``, drawn by Optuna). Every section
+and every figure names its data; synthetic results are labelled as such, never as SoccerNet. Values are validation-split numbers
 at each trial's best epoch, in percent.
 
 The report directory is written under a temporary name and renamed into place at the end, then
@@ -65,7 +65,13 @@ def _history(client: MlflowClient, run_id: str) -> list[dict[str, float]]:
 
 
 def _figures(
-    client: MlflowClient, trials: list[Trial], monitor: str, fig_dir: Path, tag: str
+    client: MlflowClient,
+    trials: list[Trial],
+    monitor: str,
+    fig_dir: Path,
+    tag: str,
+    *,
+    source: str | None,
 ) -> dict[str, str]:
     out: dict[str, str] = {}
     best = best_trial(trials, monitor)
@@ -76,6 +82,7 @@ def _figures(
             plots.learning_curves(
                 hist,
                 path,
+                source=source,
                 title=f"learning curves: {best.name} ({best.fusion}, {describe(best)})",
                 schedule=best.schedule,
             )
@@ -92,7 +99,10 @@ def _figures(
     if curves:
         path = fig_dir / f"{tag}map_vs_tolerance.png"
         plots.tolerance_curve(
-            curves, path, title="mAP vs tolerance, best audio+video model per window"
+            curves,
+            path,
+            source=source,
+            title="mAP vs tolerance, best audio+video model per window",
         )
         out["Figure 2: mAP as a function of the tolerance δ"] = path.name
     return out
@@ -219,78 +229,81 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
     if not groups:
         md.append("No trial has validation metrics yet.")
     for gi, ((source, fingerprint), ts) in enumerate(sorted(groups.items())):
-        with plots.data_source(source):  # every figure of this group names its data
-            tag = f"d{gi}_" if len(groups) > 1 else ""
+        # every figure of this group names its data (source=)
+        tag = f"d{gi}_" if len(groups) > 1 else ""
+        md += [
+            f"## Results on {source} data `{fingerprint[:12]}`",
+            "",
+            data_heading(source, fingerprint),
+            "",
+        ]
+        md += ["### Leaderboard", "", table_leaderboard(ts, monitor), ""]
+        md += [
+            "### Table 1: chunk classification mAP per merging method and window",
+            "",
+            table_fusion(ts),
+            "",
+            "### Table 2: chunk classification AP per class",
+            "",
+            table_per_class(ts),
+            "",
+        ]
+        bf = best_fusion(ts) or best_trial(ts, "val_map")
+        conf = download_json(client, bf.run_id, "metrics/val_confusion.json") if bf else None
+        if conf:
             md += [
-                f"## Results on {source} data `{fingerprint[:12]}`",
+                f"### Table 3: confusion matrix of `{bf.name}` ({bf.fusion}, {describe(bf)})",
                 "",
-                data_heading(source, fingerprint),
+                table_confusion(conf),
                 "",
             ]
-            md += ["### Leaderboard", "", table_leaderboard(ts, monitor), ""]
-            md += [
-                "### Table 1: chunk classification mAP per merging method and window",
-                "",
-                table_fusion(ts),
-                "",
-                "### Table 2: chunk classification AP per class",
-                "",
-                table_per_class(ts),
-                "",
-            ]
-            bf = best_fusion(ts) or best_trial(ts, "val_map")
-            conf = download_json(client, bf.run_id, "metrics/val_confusion.json") if bf else None
-            if conf:
-                md += [
-                    f"### Table 3: confusion matrix of `{bf.name}` ({bf.fusion}, {describe(bf)})",
-                    "",
-                    table_confusion(conf),
-                    "",
-                ]
-                plots.confusion_matrix(
-                    conf, fig_dir / f"{tag}confusion.png", title=f"{bf.fusion}, {describe(bf)}"
-                )
-                md += [f"![confusion matrix](figures/{tag}confusion.png)", ""]
-            md += [
-                "### Table 4: chunk classification mAP per pooling and modality",
-                "",
-                table_pooling(ts),
-                "",
-            ]
-            t5, full = table_spotting(ts, monitor)
-            md += [
-                "### Table 5: Average-mAP (loose, official evaluator) per spotting method",
-                "",
-                t5,
-                "",
-            ]
-            if not full:
-                md += [
-                    "Only the trainer's own post-processing was measured (its column); the others "
-                    "are logged when trials evaluate their best checkpoint with all three methods.",
-                    "",
-                ]
-            for title, name in _figures(client, ts, monitor, fig_dir, tag).items():
-                md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
-            max_epochs = max((c.max_epochs for c in totals), default=None)
-            analysis_md, analysis = render_analysis(
-                client, ts, by_id, monitor, fig_dir, tag=tag, max_epochs=max_epochs
+            plots.confusion_matrix(
+                conf,
+                fig_dir / f"{tag}confusion.png",
+                source=source,
+                title=f"{bf.fusion}, {describe(bf)}",
             )
-            md += analysis_md
-            best = best_trial(ts, monitor)
-            summary["datasets"].append(
-                {
-                    "source": source,
-                    "fingerprint": fingerprint,
-                    "synthetic": is_synthetic(source),
-                    "trials": len(ts),
-                    "best_run_id": best.run_id if best else None,
-                    "best_value": best.metrics.get(monitor) if best else None,
-                    "importance": analysis["importance"],
-                    "fusion_table": analysis["fusion_table"],
-                    "pareto": analysis["pareto"],
-                }
-            )
+            md += [f"![confusion matrix](figures/{tag}confusion.png)", ""]
+        md += [
+            "### Table 4: chunk classification mAP per pooling and modality",
+            "",
+            table_pooling(ts),
+            "",
+        ]
+        t5, full = table_spotting(ts, monitor)
+        md += [
+            "### Table 5: Average-mAP (loose, official evaluator) per spotting method",
+            "",
+            t5,
+            "",
+        ]
+        if not full:
+            md += [
+                "Only the trainer's own post-processing was measured (its column); the others "
+                "are logged when trials evaluate their best checkpoint with all three methods.",
+                "",
+            ]
+        for title, name in _figures(client, ts, monitor, fig_dir, tag, source=source).items():
+            md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
+        max_epochs = max((c.max_epochs for c in totals), default=None)
+        analysis_md, analysis = render_analysis(
+            client, ts, by_id, monitor, fig_dir, tag=tag, max_epochs=max_epochs, source=source
+        )
+        md += analysis_md
+        best = best_trial(ts, monitor)
+        summary["datasets"].append(
+            {
+                "source": source,
+                "fingerprint": fingerprint,
+                "synthetic": is_synthetic(source),
+                "trials": len(ts),
+                "best_run_id": best.run_id if best else None,
+                "best_value": best.metrics.get(monitor) if best else None,
+                "importance": analysis["importance"],
+                "fusion_table": analysis["fusion_table"],
+                "pareto": analysis["pareto"],
+            }
+        )
     (out_dir / "report.md").write_text(scrub_text("\n".join(md)) + "\n")
     (out_dir / "report.json").write_text(scrub_text(json.dumps(summary, indent=2)) + "\n")
     summary["parent_run_id"] = parents[-1].info.run_id if parents else None

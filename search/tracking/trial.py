@@ -248,8 +248,7 @@ class TrialRun:
             log_json(self.client, self.run_id, [dict(h) for h in history], "metrics/history.json")
         if not self.log_plots:
             return
-        with plots.data_source(self.data_source):
-            self._log_plots(prefix, history, schedule, confusion, curves, timelines)
+        self._log_plots(prefix, history, schedule, confusion, curves, timelines)
 
     def _log_plots(
         self,
@@ -260,19 +259,19 @@ class TrialRun:
         curves: dict[str, dict[str, Any]],
         timelines: list[tuple[Any, ...]] | None,
     ) -> None:
+        source = self.data_source  # the footnote of every figure
         if history:
-            fig = plots.learning_curves(history, schedule=schedule)
+            fig = plots.learning_curves(history, source=source, schedule=schedule)
             log_figure(self.client, self.run_id, fig, "plots/learning_curves.png")
         if confusion is not None:
-            fig = plots.confusion_matrix(confusion)
+            fig = plots.confusion_matrix(confusion, source=source)
             log_figure(self.client, self.run_id, fig, f"plots/{prefix}confusion.png")
         if curves:
-            fig = plots.tolerance_curve(curves)
+            fig = plots.tolerance_curve(curves, source=source)
             log_figure(self.client, self.run_id, fig, f"plots/{prefix}map_vs_tolerance.png")
         if timelines:
-            log_figure(
-                self.client, self.run_id, plots.event_timeline(timelines), "plots/timeline.png"
-            )
+            fig = plots.event_timeline(timelines, source=source)
+            log_figure(self.client, self.run_id, fig, "plots/timeline.png")
 
     # -- lifecycle ------------------------------------------------------------------------------
 

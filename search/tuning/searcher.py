@@ -1,5 +1,5 @@
 """Optuna glue: the sampler of a space, a picklable define-by-run space, and honest trial states
-for ASHA-stopped trials."""
+for ASHA-stopped trials, with no read of Ray's or Optuna's private attributes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import optuna
+from optuna.storages import InMemoryStorage
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
@@ -40,34 +41,46 @@ class SpaceFunction:
 
 
 class AvspotOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna the truth about early-stopped trials.
+    """OptunaSearch that tells Optuna the truth about early-stopped trials, through public APIs.
 
     Ray's OptunaSearch records a trial that ASHA stopped as COMPLETE with its partial value, so
-    TPE would treat a 2-epoch score like a converged one. Our trials report `finished=1` on the
-    epoch where the trainer itself ends; anything else is told to Optuna as PRUNED, which TPE
-    ranks by its last intermediate value (reported every epoch by `on_trial_result`).
+    TPE would treat a 2-epoch score like a converged one. Our trials report ``finished=1`` on
+    the epoch where the trainer itself ends; a trial completed without it (stopped by the
+    scheduler) reaches Ray's ``on_trial_complete`` without a result, which Ray tells Optuna as
+    PRUNED (no value, no error); TPE ranks it by its last intermediate value (reported every
+    epoch by ``on_trial_result``).
+
+    The Optuna storage is ours (in memory unless one is given): ``study()`` opens the search's
+    study on it with ``optuna.load_study``, so nothing reads OptunaSearch's private state. It
+    is pickled with the searcher's checkpoint, one object with the study's, so a restored
+    search reads the same trials.
     """
+
+    def __init__(
+        self,
+        space: Any = None,
+        *,
+        storage: optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.optuna_storage = storage if storage is not None else InMemoryStorage()
+        self.optuna_study_name = study_name or "optuna"  # OptunaSearch's default name
+        super().__init__(
+            space=space, storage=self.optuna_storage, study_name=self.optuna_study_name, **kwargs
+        )
+
+    def study(self) -> optuna.Study:
+        """The search's Optuna study (its trials, their states and values), read through
+        Optuna's public ``load_study`` on the searcher's own storage."""
+        return optuna.load_study(study_name=self.optuna_study_name, storage=self.optuna_storage)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if error or not result or result.get("finished", 0):
-            return super().on_trial_complete(trial_id, result=result, error=error)
-        if trial_id in self._completed_trials:
-            return None
-        from optuna.trial import TrialState
-
-        ot_trial = self._ot_trials[trial_id]
-        try:
-            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
-        except Exception as exc:  # noqa: BLE001 - Optuna refuses e.g. a trial with no reports
-            # A GridSampler whose grid is used up calls study.stop() after recording the state,
-            # which raises outside optimize(); only a state that was not recorded is a failure.
-            recorded = self._ot_study._storage.get_trial(ot_trial._trial_id).state
-            if recorded != TrialState.PRUNED:
-                logging.getLogger(__name__).warning("optuna tell(PRUNED) failed: %s", exc)
-        self._completed_trials.add(trial_id)
-        return None
+        if result and not error and not result.get("finished", 0):
+            result = None  # stopped early: no value, no error, which OptunaSearch tells as PRUNED
+        return super().on_trial_complete(trial_id, result=result, error=error)
 
 
 def startup_trials(trials: int) -> int:

@@ -7,7 +7,6 @@ a leaderboard, registers the best trial's model as the ``challenger`` and closes
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -33,7 +32,8 @@ from avspot.search.tracking.client import get_client, tracking_uri
 from avspot.search.tracking.names import TAG_BUILD_ID
 from avspot.search.tracking.wheel import build_id
 from avspot.search.tuning import resources
-from avspot.search.tuning.callbacks import EndStoppedRunsCallback, ProgressCallback, summary
+from avspot.search.tuning.callbacks import EndStoppedRunsCallback, ProgressCallback
+from avspot.search.tuning.leaderboard import best_row, leaderboard, print_leaderboard, totals
 from avspot.search.tuning.searcher import build_searcher
 
 Log = Callable[[str], None]  # where the driver's lines go (the command line passes print)
@@ -373,54 +373,18 @@ def run_search(opts: SearchOptions, log: Log = print) -> SearchResult:
 
 
 def _leaderboard(grid: Any, opts: SearchOptions, path: str, wall_s: float) -> SearchResult:
-    rows = []
-    for res in grid:
-        m = res.metrics or {}
-        hist = res.metrics_dataframe
-        best = float("nan")
-        if hist is not None and opts.metric in hist:
-            best = float(hist[opts.metric].max())
-        rows.append(
-            {
-                "trial_id": m.get("trial_id"),
-                "config": dict(res.config or {}),
-                "best": best,
-                "epochs": int(m.get("training_iteration", 0)),
-                "finished": bool(m.get("finished", 0)),
-                "error": res.error is not None,
-                "last": {k: v for k, v in m.items() if isinstance(v, int | float)},
-                "reported_epochs": [int(e) for e in hist["epoch"]]
-                if hist is not None and "epoch" in hist
-                else [],
-                "path": res.path,
-            }
-        )
-    rows.sort(key=lambda r: -(r["best"] if not math.isnan(r["best"]) else -1.0))
-    ok = [r for r in rows if not math.isnan(r["best"])]
+    rows = leaderboard(grid, opts.metric)  # each trial's last report (tuning.leaderboard)
     return SearchResult(
         experiment=opts.experiment_name,
         path=path,
         rows=rows,
-        best=ok[0] if ok else None,
-        trials=len(rows),
-        trial_epochs=sum(r["epochs"] for r in rows),
-        stopped_early=sum(1 for r in rows if not r["finished"] and not r["error"]),
+        best=best_row(rows),
+        **totals(rows),
         wall_s=wall_s,
     )
 
 
 def _print_leaderboard(result: SearchResult, opts: SearchOptions, log: Log) -> None:
-    log(
-        f"\n{result.trials} trials, {result.trial_epochs} trial-epochs, "
-        f"{result.stopped_early} stopped early by ASHA, {result.wall_s / 60:.1f} min"
+    print_leaderboard(
+        result, opts.metric, log, tracking_uri=tracking_uri() if result.parent_run_id else None
     )
-    log(f"{'rank':>4}  {opts.metric:>15}  {'epochs':>6}  config")
-    for i, r in enumerate(result.rows[:15], 1):
-        flag = " (error)" if r["error"] else ""
-        log(f"{i:>4}  {r['best']:>15.4f}  {r['epochs']:>6}  {summary(r['config'])}{flag}")
-    log(f"\nresults: {result.path}")
-    if result.parent_run_id:
-        log(f"MLflow: parent run {result.parent_run_id} in {tracking_uri()}")
-        if result.model_version:
-            log(f"registered avspot-spotter version {result.model_version} as @challenger")
-    log("")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from avspot.search.cli.main import main as cli_main
-from avspot.search.reporting import analysis
+from avspot.search.reporting import analysis, figures, study
 from avspot.search.reporting.compute import log_compute
 from avspot.search.reporting.fusion_table import fusion_table
 from avspot.search.reporting.trials import collect
@@ -23,6 +23,15 @@ from avspot.search.tracking.trial import TrialRun
 from tests.support import testing as F
 
 PNG = b"\x89PNG"
+SYNTHETIC_NOTE = "SYNTHETIC data (avspot data synth), not SoccerNet"
+# the search figures' file names (README's docs/img/report_<name>.png); no trial here logs
+# spot_s_per_half, so the Pareto front is the one against parameters
+ANALYSIS_FIGURES = (
+    "parallel_coordinates",
+    "intermediate_values",
+    "pareto_front_n_params",
+    "param_importance",
+)
 QUALITY = {"video": 0.45, "audio": 0.3, "before_fc": 0.7, "early_512": 0.55}
 # (fusion, pooling, window_s, lr, stopped after this many epochs or None)
 CONFIGS = [
@@ -64,10 +73,10 @@ def _search(experiment: str, *, seed: int = 0, space: str = "fusion", configs=CO
     return parent
 
 
-def _scored(experiment: str) -> list[analysis.Scored]:
+def _scored(experiment: str) -> list[study.Scored]:
     client = get_client()
     _, trials, monitor = collect(client, experiment)
-    return analysis.score_trials(client, trials, monitor)
+    return study.score_trials(client, trials, monitor)
 
 
 def test_trials_log_cost_every_epoch_and_inference_cost(store: str) -> None:
@@ -163,15 +172,15 @@ def test_study_from_mlflow_handles_stopped_trials_explicitly(store: str) -> None
 
     _search("exp")
     scored = _scored("exp")
-    params = analysis.searched_params(scored)
+    params = study.searched_params(scored)
     assert params[:4] == ["fusion", "pooling", "clusters", "window_s"] and "lr" in params
     assert "seed" not in params and "clusters" in params  # conditional: netvlad only
     by_run = {s.trial.name: s for s in scored}
     assert by_run["s0t1"].state == "stopped" and by_run["s0t1"].curve[-1][0] == 1
     assert by_run["s0t0"].score == max(v for _, v in by_run["s0t0"].curve)
 
-    with_stopped = analysis.build_study(scored, params, include_stopped=True)
-    completed = analysis.build_study(scored, params, include_stopped=False)
+    with_stopped = study.build_study(scored, params, include_stopped=True)
+    completed = study.build_study(scored, params, include_stopped=False)
     states = [t.state for t in completed.trials]
     assert states.count(TrialState.PRUNED) == 3 and states.count(TrialState.COMPLETE) == 5
     assert all(t.state == TrialState.COMPLETE for t in with_stopped.trials)
@@ -182,7 +191,7 @@ def test_study_from_mlflow_handles_stopped_trials_explicitly(store: str) -> None
     assert list(d["fusion"].choices) == ["video", "audio", "before_fc", "early_512"]
     assert isinstance(d["lr"], FloatDistribution) and d["lr"].log
 
-    imp = analysis.param_importance(scored)
+    imp = study.param_importance(scored)
     assert imp["counts"] == {"completed": 5, "stopped": 3, "failed": 0}
     assert set(imp["results"]) == {"fANOVA, all trials", "fANOVA, completed only"}
     top = max(imp["results"]["fANOVA, all trials"].items(), key=lambda kv: kv[1])
@@ -193,10 +202,10 @@ def test_study_from_mlflow_handles_stopped_trials_explicitly(store: str) -> None
 def test_pareto_mask() -> None:
     costs = [1.0, 2.0, 3.0, 2.0, 0.5]
     values = [0.5, 0.7, 0.6, 0.4, 0.5]
-    assert analysis.pareto_mask(costs, values) == [False, True, False, False, True]
+    assert study.pareto_mask(costs, values) == [False, True, False, False, True]
 
 
-def test_figures_and_fusion_table_over_seeds(store: str, tmp_path: Path) -> None:
+def test_figures_and_fusion_table_over_seeds(store: str, tmp_path: Path, monkeypatch) -> None:
     for seed in (0, 1, 2):
         _search("exp", seed=seed, configs=CONFIGS[:6])
     client = get_client()
@@ -210,12 +219,30 @@ def test_figures_and_fusion_table_over_seeds(store: str, tmp_path: Path) -> None
     assert "Merging method 4 (before the FC layer) (`before_fc`)" in md
     assert "3 seeds (0, 1, 2)" in md and "–" in md  # median (min–max)
 
-    scored = analysis.score_trials(client, trials, monitor)
-    figs = analysis.figures(scored, monitor, tmp_path, max_epochs=4)
-    assert len(figs) == 3
+    scored = study.score_trials(client, trials, monitor)
+    imp = study.param_importance(scored)
+    notes: list[tuple[object, str | None]] = []
+    real_note = figures.add_data_note
+    monkeypatch.setattr(
+        figures, "add_data_note", lambda fig, src: notes.append((fig, src)) or real_note(fig, src)
+    )
+    figs = figures.search_figures(
+        scored, monitor, tmp_path, max_epochs=4, source="synthetic", importance=imp
+    )
+    stems = {Path(name).stem for name in figs.values()}
+    assert stems == {
+        "param_importance",  # stopped trials at their best value
+        "param_importance_completed",  # completed trials only
+        "parallel_coordinates",
+        "intermediate_values",
+        "pareto_front_n_params",  # no trial here logged spot_s_per_half (pareto_front.png)
+    }
     for name in figs.values():
         assert (tmp_path / name).read_bytes().startswith(PNG)
-    front = analysis.pareto(scored)
+    assert len(notes) == len(figs) and {src for _, src in notes} == {"synthetic"}
+    for fig, _ in notes:  # Optuna's own figure, with the note on it
+        assert SYNTHETIC_NOTE in [t.get_text() for t in fig.texts]
+    front = study.pareto(scored)
     assert front[names.M_N_PARAMS] and any(p["front"] for p in front[names.M_N_PARAMS])
     assert all(p["run"] != "s0t1" for p in front[names.M_N_PARAMS])  # stopped: no final model
 
@@ -240,8 +267,8 @@ def test_search_end_logs_totals_and_analysis_artifacts(store: str) -> None:
         h.value for h in client.get_metric_history(t3.run_id, "val_map") if h.step == 2
     )
     logged = {a.path for a in client.list_artifacts(parent, names.ANALYSIS_DIR)}
-    figures = ("parallel_coordinates", "intermediate_values", "pareto_front", "param_importance")
-    for name in ("analysis.md", "analysis.json", *(f"{f}.png" for f in figures)):
+    pngs = [f"{f}.png" for f in (*ANALYSIS_FIGURES, "param_importance_completed")]
+    for name in ("analysis.md", "analysis.json", *pngs):
         assert f"{names.ANALYSIS_DIR}/{name}" in logged, name
     import mlflow
 
@@ -270,7 +297,7 @@ def test_report_has_the_new_sections_and_figures(store: str, tmp_path: Path, cap
         assert heading in md, heading
     assert "stopped early by ASHA" in md and "PRUNED" in md
     assert "2 seeds (0, 1)" in md
-    for name in ("parallel_coordinates", "intermediate_values", "pareto_front", "param_importance"):
+    for name in ANALYSIS_FIGURES:
         assert (out / "figures" / f"{name}.png").read_bytes().startswith(PNG)
         assert f"figures/{name}.png" in md
     summary = json.loads((out / "report.json").read_text())
