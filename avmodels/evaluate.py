@@ -244,7 +244,7 @@ def _table_halves(
     if split is not None and split not in SPLITS:
         raise DataError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     manifest = read_manifest(uri, endpoint)
-    name = str(getattr(manifest, "label_set", "v1") or "v1")
+    name = manifest.label_set
     if name not in LABEL_SETS:
         raise DataError(f"{uri}/manifest.json: unknown label_set {name!r}")
     ls = LABEL_SETS[name]
@@ -272,9 +272,7 @@ def _table_halves(
             )
         ms = np.array([int(e.position_ms) for e in r.events], dtype=np.int64)
         classes = np.array([index[e.label] for e in r.events], dtype=np.int64)
-        values = np.array(
-            [-1.0 if getattr(e, "visibility", "visible") == "not shown" else 1.0 for e in r.events]
-        )
+        values = np.array([-1.0 if e.visibility == "not shown" else 1.0 for e in r.events])
         out.append(
             _half_spots(
                 position_to_frame(ms, FRAMERATE),

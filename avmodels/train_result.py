@@ -10,7 +10,6 @@ from torch import nn
 
 from avspot.avmodels import names as N
 from avspot.avmodels.train_config import TrainConfig
-from avspot.datasets.labels import CLASSES
 
 __all__ = ["EpochEnd", "TrainResult"]
 
@@ -49,7 +48,7 @@ class TrainResult:
                 "chunk_ap": m.get(N.val_ap(c), float("nan")),
                 "average_map": m.get(N.val_average_map_of(c), float("nan")),
             }
-            for c in CLASSES
+            for c in self.config.model.vocabulary.classes
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -53,7 +53,6 @@ from avspot.avmodels.train_result import EpochEnd, TrainResult
 from avspot.avmodels.validation import SpotScorer
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
-from avspot.datasets.labels import CLASSES
 
 __all__ = ["EpochEnd", "TrainResult", "Trainer", "train"]  # results: train_result
 
@@ -111,7 +110,7 @@ class Trainer:
         self.best_optim_state = _to_cpu(self.optimizer.state_dict())
         self.best_chunk: dict[str, Any] = {}
         self.pos_weight: torch.Tensor | None = None
-        self.pos_freq: np.ndarray | None = None  # (4,) train positives per output
+        self.pos_freq: np.ndarray | None = None  # (C + 1,) train positives per output
         self.wall_s = 0.0  # seconds spent in epochs(), over every call
 
     # -- public ---------------------------------------------------------------------------------
@@ -135,8 +134,8 @@ class Trainer:
         """Train epoch by epoch until the schedule or ``max_epochs`` ends the run, yielding an
         :class:`EpochEnd` after each (resumes after a :meth:`load_checkpoint`). Leave the loop
         to stop early. ``train_batches(epoch)`` (epoch counted from 1) yields batches video
-        (B, W, Dv), audio (B, W, Da), targets (B, 4); ``valid_halves()`` yields the validation
-        halves anew each epoch. ``pos_freq`` (4,) is each output's positive fraction in the
+        (B, W, Dv), audio (B, W, Da), targets (B, C + 1); ``valid_halves()`` yields the validation
+        halves anew each epoch. ``pos_freq`` (C + 1,) is each output's positive fraction in the
         train set for ``class_weight="balanced"``; without it the first epoch estimates it from
         the targets seen so far (then it is fixed and saved).
         """
@@ -292,8 +291,8 @@ class Trainer:
                     for batch in ChunkBatches([half], w, cfg.batch_size, shuffle=False)():
                         video = to_tensor(batch["video"], dev)  # (B, W, Dv)
                         audio = to_tensor(batch["audio"], dev)  # (B, W, Da)
-                        targets = to_tensor(batch["targets"], dev)  # (B, 4)
-                        logits = model(video, audio).float()  # (B, 4)
+                        targets = to_tensor(batch["targets"], dev)  # (B, C + 1)
+                        logits = model(video, audio).float()  # (B, C + 1)
                         loss_sum += criterion(logits, targets).double() * len(targets)
                         n_chunks += len(targets)
                         seen_t.append(targets)
@@ -305,19 +304,20 @@ class Trainer:
         if not n_chunks:
             raise DataError("validation: no validation halves (or all shorter than a window)")
         targets_np = torch.cat(seen_t).cpu().numpy()  # the pass's one wait for the device
-        cm = M.chunk_metrics(targets_np, torch.cat(seen_p).cpu().numpy())
+        vocabulary = cfg.model.vocabulary
+        cm = M.chunk_metrics(targets_np, torch.cat(seen_p).cpu().numpy(), vocabulary)
         out: dict[str, float] = {
             N.VAL_LOSS: float(loss_sum) / n_chunks,
             N.VAL_MAP: float(cm["map"]),
         }
-        for c in CLASSES:
+        for c in vocabulary.classes:
             out[N.val_ap(c)] = float(cm["per_class"][c])
         if scorer is not None and scorer.halves:
             loose = scorer.results("loose")[cfg.spot_method]
             tight = scorer.results("tight")[cfg.spot_method]
             out[N.VAL_AVERAGE_MAP] = float(loose.average_map)
             out[N.VAL_AVERAGE_MAP_TIGHT] = float(tight.average_map)
-            for c in CLASSES:
+            for c in vocabulary.classes:
                 out[N.val_average_map_of(c)] = float(loose.per_class[c])
         return out, {"confusion": cm["confusion"], "labels": cm["labels"]}
 
@@ -326,9 +326,10 @@ class Trainer:
     def _set_pos_weight(self, pos_freq: Sequence[float] | np.ndarray | None) -> None:
         if pos_freq is not None:
             p = np.asarray(pos_freq, dtype=np.float64)
-            if p.shape != (4,):
+            outputs = self.cfg.model.vocabulary.outputs
+            if p.shape != (len(outputs),):
                 raise DataError(
-                    f"pos_freq must have 4 entries (card, subs, soccer, background): {p}"
+                    f"pos_freq must have {len(outputs)} entries ({', '.join(outputs)}): {p}"
                 )
             self.pos_freq = p
         if self.cfg.class_weight == "none" or self.pos_freq is None:
@@ -348,7 +349,7 @@ class Trainer:
     def _loss(
         self, criterion: nn.Module, video: torch.Tensor, audio: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, logits of the model as validated (B, 4), detached)."""
+        """(loss, logits of the model as validated (B, C + 1), detached)."""
         if isinstance(self.model, PairModel):
             lv, la = self.model.forward_parts(video, audio)
             return criterion(lv, y) + criterion(la, y), self.model.fuse_logits(
@@ -372,7 +373,7 @@ class Trainer:
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # dropout: a function of (seed, epoch)
         criterion = self._criterion()
         estimate = cfg.class_weight == "balanced" and self.pos_freq is None
-        pos_count = torch.zeros(4, dtype=torch.float64, device=dev)
+        pos_count = torch.zeros(cfg.model.vocabulary.num_outputs, dtype=torch.float64, device=dev)
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         n = 0
@@ -381,7 +382,7 @@ class Trainer:
         for batch in train_batches(epoch):
             video = to_tensor(batch["video"], dev)  # (B, W, Dv)
             audio = to_tensor(batch["audio"], dev)  # (B, W, Da)
-            y = to_tensor(batch["targets"], dev)  # (B, 4)
+            y = to_tensor(batch["targets"], dev)  # (B, C + 1)
             if estimate:  # balanced weights from the targets seen so far (first epoch only)
                 pos_count += y.sum(dim=0, dtype=torch.float64)
                 p = (pos_count / (n + len(y))).clamp(1e-6, 1 - 1e-6)

@@ -45,6 +45,9 @@ def half_spots(half: Half, spots: Sequence[Spot]) -> HalfSpots:
         np.array([s.confidence for s in spots], dtype=np.float64),
         n,
         num_classes=vocabulary.num_classes,
+        event_values=np.array(  # the official's target values: 1 visible, -1 not shown
+            [-1.0 if e.visibility == "not shown" else 1.0 for e in half.events]
+        ),
     )
 
 
@@ -98,11 +101,17 @@ class SpotScorer:
                 self.timelines.append(Timeline(title, list(half.events), spots, minutes))
         self.halves += 1
 
-    def results(self, metric: str = "loose") -> dict[str, SpottingResult]:
-        """{method: SpottingResult} over the halves added (empty when none were)."""
+    def results(self, metric: str = "loose", visibility: bool = False) -> dict[str, SpottingResult]:
+        """{method: SpottingResult} over the halves added (empty when none were); with
+        ``visibility`` also over visible and unshown events (SoccerNet-v2's split)."""
         if not self.halves:
             return {}
-        return {m: average_map_spots(self.scored[m], metric=metric) for m in self.methods}
+        return {
+            m: average_map_spots(
+                self.scored[m], metric=metric, class_names=self.classes, visibility=visibility
+            )
+            for m in self.methods
+        }
 
 
 def score_spots(

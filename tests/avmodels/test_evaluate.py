@@ -573,11 +573,11 @@ def test_evaluate_v2_table(tmp_path, monkeypatch):
         evaluate(uri, preds, label_set="v1")
 
 
-def _with(manifest, **extra):
-    """The manifest with extra attributes (those another branch is adding to the format)."""
-    import types
+def _with(manifest, **changes):
+    """The manifest with some fields changed (the events were rewritten as v2's)."""
+    import dataclasses
 
-    return types.SimpleNamespace(**vars(manifest), **extra)
+    return dataclasses.replace(manifest, **changes)
 
 
 def test_imports_stay_light():
