@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from avspot.avmodels.device import module_device, to_tensor
+from avspot.avmodels.device import autocast_dtype, module_device, to_tensor
 from avspot.avmodels.postprocess import POSTPROCESS, Spot, postprocess, spots_to_detections
 from avspot.avmodels.results_io import PREDICTIONS_FILE, predictions_json
 from avspot.datasets.atomic import write_json_atomic
@@ -74,23 +74,27 @@ def predict_half(
     stride_s: float = 1.0,
     *,
     window_frames: int | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
-    """Per-second class probabilities of one half: (ceil(N / stride), 3) float32.
+    """Per-second class probabilities of one half: (ceil(N / stride), C) float32.
 
-    Row i is the sigmoid of the card/subs/soccer logits of the window centred on frame
-    ``i * stride_frames`` (edge-padded), from ``model.forward_sequence`` which shares the
-    per-frame work between overlapping windows.
+    Row i is the sigmoid of the class logits (the label set's, background left out) of the
+    window centred on frame ``i * stride_frames`` (edge-padded), from
+    ``model.forward_sequence`` which shares the per-frame work between overlapping windows.
+    ``precision`` (auto | fp32 | bf16): on a CUDA device ``auto`` runs under bf16 autocast
+    where the card has it, as trials train; on the CPU it is float32.
     """
     w = _window_frames(model, window_frames)
     stride = _stride_frames(half, stride_s)
     was_training = model.training
     model.eval()
+    dev = module_device(model)
+    amp = autocast_dtype(dev, precision)  # bf16 on a GPU that has it (as trials train), else None
     try:
-        with torch.no_grad():
-            dev = module_device(model)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
             logits = model.forward_sequence(
                 to_tensor(half.video, dev), to_tensor(half.audio, dev), w, stride
-            )  # (n_windows, 4)
+            ).float()  # (n_windows, C + 1)
     finally:
         model.train(was_training)
     c = _num_classes(model, logits.shape[1])

@@ -280,7 +280,10 @@ class Trainer:
         model.eval()
         scorer = None
         if cfg.val_spotting:
-            scorer = SpotScorer(model, w, stride_s=cfg.val_stride_s, methods=[cfg.spot_method])
+            scorer = SpotScorer(
+                model, w, stride_s=cfg.val_stride_s, methods=[cfg.spot_method],
+                precision=cfg.precision,
+            )  # fmt: skip
         seen_t: list[torch.Tensor] = []
         seen_p: list[torch.Tensor] = []
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)

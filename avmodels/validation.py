@@ -78,8 +78,10 @@ class SpotScorer:
         stride_s: float = 1.0,
         methods: Iterable[str] = tuple(POSTPROCESS),
         keep: int = 0,
+        precision: str = "auto",
     ) -> None:
         self.model, self.window_frames, self.stride_s = model, int(window_frames), stride_s
+        self.precision = precision
         self.methods = list(methods)
         self.classes = classes_of(model)
         self.keep = keep
@@ -90,7 +92,10 @@ class SpotScorer:
 
     def add(self, half: Half) -> None:
         t0 = time.perf_counter()
-        probs = predict_half(self.model, half, self.stride_s, window_frames=self.window_frames)
+        probs = predict_half(
+            self.model, half, self.stride_s, window_frames=self.window_frames,
+            precision=self.precision,
+        )  # fmt: skip
         self.predict_s += time.perf_counter() - t0  # (n_windows, C) probabilities
         for i, method in enumerate(self.methods):
             spots = postprocess(probs, method, stride_s=self.stride_s, classes=self.classes)

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from avspot.datasets.labels import CLASS_INDEX, CLASSES, DISPLAY_NAMES, OUTPUTS
+from avspot.datasets.labels import V1, LabelSet
 from avspot.datasets.manifest import source_note
 
-OUTPUT_LABELS = tuple(DISPLAY_NAMES[o] for o in OUTPUTS)  # cards, substitutions, goals, background
+OUTPUT_LABELS = tuple(V1.display_name(o) for o in V1.outputs)  # v1: cards, ..., background
 UNKNOWN_SOURCE = "unknown"  # what a figure says when nobody knows its data
 
 
@@ -25,6 +25,12 @@ def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure  # Agg canvas; safe in threads and without a display
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _plt_colormap(name: str) -> Any:
+    from matplotlib import colormaps
+
+    return colormaps[name]
 
 
 def add_data_note(fig: Any, source: str | None) -> None:
@@ -153,7 +159,9 @@ def confusion_matrix(
     import numpy as np
 
     m = np.asarray(matrix, dtype=float)
-    fig = _figure(4.8, 4.2)
+    k = m.shape[0]  # 4 for v1, 18 for SoccerNet-v2
+    fig = _figure(max(4.8, 0.42 * k + 1.6), max(4.2, 0.4 * k + 1.4))
+    small = {"fontsize": 6} if k > 6 else {}
     ax = fig.add_subplot()
     ax.imshow(np.log1p(m), cmap="Blues")
     ticks = range(m.shape[0])
@@ -167,7 +175,9 @@ def confusion_matrix(
         for j in range(m.shape[1]):
             txt = f"{int(m[i, j])}" if float(m[i, j]).is_integer() else f"{m[i, j]:.2f}"
             white = hi and np.log1p(m[i, j]) > hi * 0.6
-            ax.text(j, i, txt, ha="center", va="center", color="white" if white else "black")
+            ax.text(
+                j, i, txt, ha="center", va="center", color="white" if white else "black", **small
+            )
     ax.set_title(title or "confusion matrix")
     return _save(fig, path, source)
 
@@ -196,36 +206,42 @@ def event_timeline(
     *,
     source: str | None,
     min_confidence: float = 0.0,
+    vocabulary: LabelSet = V1,
 ) -> Any:
     """Per game half: true events (upper ticks of each class row) vs predicted spots (lower ticks,
-    opacity = confidence), minutes on the x axis (seed-style qualitative view).
+    opacity = confidence), minutes on the x axis (seed-style qualitative view); one row per
+    class of ``vocabulary``.
 
     `games`: [(title, events, spots[, half_minutes])]; events/spots are Event/Spot objects, dicts
     or (seconds, label[, confidence]) tuples.
     """
     n = max(1, len(games))
-    fig = _figure(9.0, 1.6 + 1.4 * n)
+    rows = vocabulary.num_classes
+    index = vocabulary.class_index
+    fig = _figure(9.0, 1.6 + (0.45 * rows + 0.05) * n)
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
-    colors = ("tab:orange", "tab:green", "tab:red")
+    cmap = _plt_colormap("tab20" if rows > 10 else "tab10")
+    colors = [cmap(i % cmap.N) for i in range(rows)]
     for ax, game in zip(axes, games, strict=False):
         title, truth, spots = game[:3]
         for ev in truth:
             sec, label, _ = _event_fields(ev)
-            c = CLASS_INDEX.get(label, 0)
+            c = index.get(label, 0)
             ax.plot([sec / 60] * 2, [c + 0.05, c + 0.45], color=colors[c], linewidth=2)
         for ev in spots:
             sec, label, conf = _event_fields(ev)
-            if conf < min_confidence or label not in CLASS_INDEX:
+            if conf < min_confidence or label not in index:
                 continue
-            c = CLASS_INDEX[label]
+            c = index[label]
             alpha = max(0.1, min(1.0, conf))
             ax.plot(
                 [sec / 60] * 2, [c - 0.45, c - 0.05], color=colors[c], alpha=alpha, linewidth=1.5
             )
         if len(game) > 3 and game[3]:
             ax.set_xlim(0, float(game[3]))
-        ax.set_yticks([0, 1, 2], [DISPLAY_NAMES[c] for c in CLASSES])
-        ax.set_ylim(-0.5, 2.5)
+        ax.set_yticks(range(rows), [vocabulary.display_name(c) for c in vocabulary.classes])
+        ax.set_ylim(-0.5, rows - 0.5)
+        ax.tick_params(axis="y", labelsize=7 if rows > 10 else 9)
         ax.set_title(f"{title}  (upper: truth; lower: predicted, opacity = confidence)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     axes[-1].set_xlabel("minute")

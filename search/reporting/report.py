@@ -42,6 +42,8 @@ from avspot.search.reporting.tables import (
     table_per_class,
     table_pooling,
     table_spotting,
+    table_spotting_per_class,
+    vocabulary_of,
     windows_of,
 )
 from avspot.search.reporting.trials import Trial, collect, download_json
@@ -254,13 +256,15 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
             md += [
                 f"### Table 3: confusion matrix of `{bf.name}` ({bf.fusion}, {describe(bf)})",
                 "",
-                table_confusion(conf),
+                table_confusion(conf, vocabulary_of(ts)),
                 "",
             ]
+            vocabulary = vocabulary_of(ts)
             plots.confusion_matrix(
                 conf,
                 fig_dir / f"{tag}confusion.png",
                 source=source,
+                labels=[vocabulary.display_name(o) for o in vocabulary.outputs],
                 title=f"{bf.fusion}, {describe(bf)}",
             )
             md += [f"![confusion matrix](figures/{tag}confusion.png)", ""]
@@ -283,6 +287,13 @@ def render(client: MlflowClient, experiment: str, out_dir: Path) -> dict[str, An
                 "are logged when trials evaluate their best checkpoint with all three methods.",
                 "",
             ]
+        md += [
+            "### Table 6: Average-mAP per class, loose and tight (the kept epoch, every "
+            "validation half)",
+            "",
+            table_spotting_per_class(ts, monitor),
+            "",
+        ]
         for title, name in _figures(client, ts, monitor, fig_dir, tag, source=source).items():
             md += [f"### {title}", "", f"![{title}](figures/{name})", ""]
         max_epochs = max((c.max_epochs for c in totals), default=None)

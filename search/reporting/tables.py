@@ -5,15 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from avspot.avmodels import names as N
 from avspot.avmodels.fusion_methods import FUSIONS
-from avspot.datasets.labels import CLASSES, DISPLAY_NAMES
+from avspot.datasets.labels import V1, LabelSet
 from avspot.datasets.manifest import is_synthetic
 from avspot.search.reporting.trials import Trial
 
 SINGLE = tuple(name for name, m in FUSIONS.items() if m.single_modality)
 METHODS = [("max", "Seg. max"), ("center", "Seg. center"), ("nms", "NMS")]
-SEED_ORDER = [3, 0, 1, 2]  # confusion rows/cols: background, cards, subs, goals (seed Table 3)
+SEED_ORDER = [3, 0, 1, 2]  # v1 confusion rows/cols: background, cards, subs, goals (seed Table 3)
 SEED_LABELS = ["background", "cards", "subs", "goals"]
+
+
+def vocabulary_of(trials: Iterable[Trial]) -> LabelSet:
+    """The label set of a group of trials (one table: one label set); v1 when there is none."""
+    return next((t.vocabulary for t in trials), V1)
 
 
 def _pct(v: float | None) -> str:
@@ -74,9 +80,11 @@ def table_per_class(trials: list[Trial]) -> str:
     bf = best_fusion(trials)
     cols.append((f"Best fusion (`{bf.fusion}`)" if bf else "Best fusion", bf))
     rows = []
-    for c, label in ((c, DISPLAY_NAMES[c]) for c in CLASSES):
+    vocabulary = vocabulary_of(trials)
+    for c in vocabulary.classes:
+        label = vocabulary.display_name(c)
         rows.append(
-            [f'"{label}"', *[_pct(t.metrics.get(f"val_ap_{c}")) if t else "–" for _, t in cols]]
+            [f'"{label}"', *[_pct(t.metrics.get(N.val_ap(c))) if t else "–" for _, t in cols]]
         )
     rows.append(["mAP", *[_pct(t.metrics.get("val_map")) if t else "–" for _, t in cols]])
     header = ["Labels", *[f"{n}<br>{describe(t)}" for n, t in cols]]
@@ -90,12 +98,45 @@ def describe(t: Trial | None) -> str:
     return f"{t.pooling_label}{w}"
 
 
-def table_confusion(matrix: list[list[float]]) -> str:
-    """Seed Table 3 layout: rows ground truth, columns predicted (background first)."""
+def table_confusion(matrix: list[list[float]], vocabulary: LabelSet = V1) -> str:
+    """Seed Table 3 layout: rows ground truth, columns predicted (background first; v1 with the
+    seed's names, another label set in its own class order)."""
+    if vocabulary.name == V1.name:
+        order, labels = SEED_ORDER, SEED_LABELS
+    else:
+        order = [vocabulary.background, *range(vocabulary.num_classes)]
+        labels = [vocabulary.display_name(o) for o in (vocabulary.outputs[i] for i in order)]
+    rows = [
+        [label, *[f"{matrix[i][j]:g}" for j in order]]
+        for i, label in zip(order, labels, strict=True)
+    ]
+    return md_table(["truth \\ predicted", *labels], rows)
+
+
+def table_spotting_per_class(trials: list[Trial], monitor: str) -> str:
+    """Average-mAP per class, loose and tight side by side, of the best video, audio and fusion
+    trials: the kept epoch scored in full (``full_val_average_map[_tight]_<class>``); for
+    SoccerNet-v2 also over visible and over unshown events."""
+    picks = [
+        ("Video", best_trial([t for t in trials if t.fusion == "video"], monitor)),
+        ("Audio", best_trial([t for t in trials if t.fusion == "audio"], monitor)),
+        ("Audio + Video", best_fusion(trials, monitor)),
+    ]
+    picks = [(n, t) for n, t in picks if t is not None]
+    loose, tight = N.full(N.VAL_AVERAGE_MAP), N.full(N.VAL_AVERAGE_MAP_TIGHT)
+    header = ["Class", *[f"{n} {kind}" for n, _ in picks for kind in ("loose", "tight")]]
+    vocabulary = vocabulary_of(trials)
     rows = []
-    for i, label in zip(SEED_ORDER, SEED_LABELS, strict=True):
-        rows.append([label, *[f"{matrix[i][j]:g}" for j in SEED_ORDER]])
-    return md_table(["truth \\ predicted", *SEED_LABELS], rows)
+    for c in vocabulary.classes:
+        cells = [_pct(t.metrics.get(f"{key}_{c}")) for _, t in picks for key in (loose, tight)]
+        rows.append([vocabulary.display_name(c), *cells])
+    extra = [("Average-mAP", "")]
+    if vocabulary.name != V1.name:
+        extra += [("visible", "_visible"), ("unshown", "_unshown")]
+    for label, suffix in extra:
+        cells = [_pct(t.metrics.get(f"{key}{suffix}")) for _, t in picks for key in (loose, tight)]
+        rows.append([f"**{label}**", *cells])
+    return md_table(header, rows)
 
 
 def table_pooling(trials: list[Trial]) -> str:

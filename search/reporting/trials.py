@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from avspot.avmodels.pooling import POOLINGS
 from avspot.datasets.errors import DataError
+from avspot.datasets.labels import LABEL_SETS, LabelSet, get_label_set
 from avspot.search.tracking.names import TAG_DATA_SOURCE, TAG_FINGERPRINT, TAG_PARENT, TAG_ROLE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +56,12 @@ class Trial:
     fingerprint: str
     artifacts: dict[str, Any] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # the run's params as logged
+
+    @property
+    def vocabulary(self) -> LabelSet:
+        """The label set the trial's model spots (its ``model.label_set`` param; v1 before)."""
+        name = _param(self.params, "label_set", "v1")
+        return get_label_set(name if name in LABEL_SETS else "v1")
 
     @property
     def pooling_label(self) -> str:

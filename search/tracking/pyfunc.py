@@ -81,7 +81,7 @@ def predict_spots(model: Any, model_input: Any, params: Mapping[str, Any] | None
     import pandas as pd
 
     from avspot.avmodels.postprocess import postprocess
-    from avspot.avmodels.spotting import predict_half
+    from avspot.avmodels.spotting import classes_of, predict_half
     from avspot.datasets.halves import Half
 
     p = {**DEFAULT_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
@@ -96,8 +96,10 @@ def predict_spots(model: Any, model_input: Any, params: Mapping[str, Any] | None
         events=[],
     )
     stride_s = float(p["stride_s"])
-    probs = predict_half(model, half, stride_s)  # (n_steps, 3), windows of model.config
-    spots = postprocess(probs, str(p["method"]), stride_s=stride_s, fps=2.0)
+    probs = predict_half(model, half, stride_s)  # (n_steps, C), windows of model.config
+    spots = postprocess(
+        probs, str(p["method"]), stride_s=stride_s, fps=2.0, classes=classes_of(model)
+    )
     rows = [(s.frame, s.position_ms, s.label, float(s.confidence)) for s in spots]
     return pd.DataFrame(rows, columns=["frame", "position_ms", "label", "confidence"]).astype(
         {"frame": "int64", "position_ms": "int64", "label": "str", "confidence": "float64"}

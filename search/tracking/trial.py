@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from avspot.avmodels import names as N
+from avspot.datasets.labels import V1, LabelSet
 from avspot.search import plots
 from avspot.search.tracking.client import (
     flush_logs,
@@ -173,14 +174,21 @@ class TrialRun:
 
             summary[M_N_PARAMS] = count_parameters(result.model)
         log_metrics(self.client, self.run_id, summary, step=result.best_epoch)
-        spotting = scores.results("loose") if scores is not None else {}
+        vocabulary = result.config.model.vocabulary
+        split_shown = vocabulary.name != "v1"  # v2 events are visible or not shown
+        spotting = scores.results("loose", visibility=split_shown) if scores is not None else {}
         if scores is not None and scores.halves:
             per_half = scores.predict_s / scores.halves
             log_metrics(self.client, self.run_id, {M_SPOT_S_PER_HALF: per_half})
         full = spotting.get(result.config.spot_method)
         if full is not None:  # the kept epoch scored in full: every half, 1 s stride
-            full_values = {N.full(N.VAL_AVERAGE_MAP): full.average_map}
-            full_values[N.full(N.VAL_MAP)] = result.best_metrics.get(N.VAL_MAP)  # complete
+            tight = scores.results("tight", visibility=split_shown)[result.config.spot_method]
+            full_values = {N.full(N.VAL_MAP): result.best_metrics.get(N.VAL_MAP)}  # complete
+            for name, res in ((N.VAL_AVERAGE_MAP, full), (N.VAL_AVERAGE_MAP_TIGHT, tight)):
+                full_values[N.full(name)] = res.average_map
+                full_values.update({f"{N.full(name)}_{c}": v for c, v in res.per_class.items()})
+                for part in ("visible", "unshown"):  # None for v1
+                    full_values[f"{N.full(name)}_{part}"] = getattr(res, f"average_map_{part}")
             log_metrics(self.client, self.run_id, full_values, step=result.best_epoch)
         self.log_evaluation(
             history=result.history,
@@ -188,6 +196,7 @@ class TrialRun:
             confusion=result.best_chunk.get("confusion"),
             spotting=spotting or None,
             timelines=_timelines(scores),
+            vocabulary=vocabulary,
         )
         if self.log_model and result.model is not None:
             from avspot.search.tracking.pyfunc import log_spotter_model
@@ -224,11 +233,12 @@ class TrialRun:
         spotting: Mapping[str, SpottingResult] | None = None,
         timelines: list[tuple[Any, ...]] | None = None,
         prefix: str = "val_",
+        vocabulary: LabelSet = V1,
     ) -> None:
         """Evaluation details as JSON and PNG artifacts, scalars as metrics.
 
-        ``confusion``: 4x4 chunk counts (true rows, predicted columns; card, subs, soccer,
-        background). ``spotting``: {method: SpottingResult}, logged as
+        ``confusion``: (C + 1)^2 chunk counts (true rows, predicted columns; the classes of
+        ``vocabulary``, then background). ``spotting``: {method: SpottingResult}, logged as
         ``{prefix}average_map_<method>[_<class>]`` and ``metrics/{prefix}spotting.json``.
         ``timelines``: [(title, true events, spots, minutes)].
         """
@@ -248,7 +258,7 @@ class TrialRun:
             log_json(self.client, self.run_id, [dict(h) for h in history], "metrics/history.json")
         if not self.log_plots:
             return
-        self._log_plots(prefix, history, schedule, confusion, curves, timelines)
+        self._log_plots(prefix, history, schedule, confusion, curves, timelines, vocabulary)
 
     def _log_plots(
         self,
@@ -258,19 +268,21 @@ class TrialRun:
         confusion: Any,
         curves: dict[str, dict[str, Any]],
         timelines: list[tuple[Any, ...]] | None,
+        vocabulary: LabelSet,
     ) -> None:
         source = self.data_source  # the footnote of every figure
+        names = [vocabulary.display_name(o) for o in vocabulary.outputs]
         if history:
             fig = plots.learning_curves(history, source=source, schedule=schedule)
             log_figure(self.client, self.run_id, fig, "plots/learning_curves.png")
         if confusion is not None:
-            fig = plots.confusion_matrix(confusion, source=source)
+            fig = plots.confusion_matrix(confusion, source=source, labels=names)
             log_figure(self.client, self.run_id, fig, f"plots/{prefix}confusion.png")
         if curves:
             fig = plots.tolerance_curve(curves, source=source)
             log_figure(self.client, self.run_id, fig, f"plots/{prefix}map_vs_tolerance.png")
         if timelines:
-            fig = plots.event_timeline(timelines, source=source)
+            fig = plots.event_timeline(timelines, source=source, vocabulary=vocabulary)
             log_figure(self.client, self.run_id, fig, "plots/timeline.png")
 
     # -- lifecycle ------------------------------------------------------------------------------
