@@ -8,6 +8,8 @@ values under ``full_<name>``; the registry ranks versions by them.
 
 from __future__ import annotations
 
+import re
+
 EPOCH = "epoch"
 TRAIN_LOSS = "train_loss"
 TRAIN_MAP = "train_map"  # chunk mAP of the training batches as they were predicted
@@ -28,14 +30,26 @@ MONITORS: tuple[str, ...] = (VAL_AVERAGE_MAP, VAL_MAP)
 DEFAULT_MONITOR = VAL_AVERAGE_MAP  # a search's and the registry's default
 
 
+def class_key(cls: str) -> str:
+    """A class name as it appears in metric names: MLflow takes letters, digits and ``_-. :/``
+    only, so SoccerNet-v2's "Yellow->red card" is ``yellow_red_card`` (v1's card, subs, soccer
+    stay as they are)."""
+    return re.sub(r"[^0-9a-z]+", "_", cls.lower()).strip("_")
+
+
+def of_class(metric: str, cls: str) -> str:
+    """``metric`` of one class (``val_average_map_card``, ``full_val_average_map_tight_goal``)."""
+    return f"{metric}_{class_key(cls)}"
+
+
 def val_ap(cls: str) -> str:
     """Chunk AP of one class on the validation split."""
-    return f"val_ap_{cls}"
+    return of_class("val_ap", cls)
 
 
 def val_average_map_of(cls: str) -> str:
     """Loose spotting Average-mAP of one class on the validation split."""
-    return f"{VAL_AVERAGE_MAP}_{cls}"
+    return of_class(VAL_AVERAGE_MAP, cls)
 
 
 def best(metric: str) -> str:

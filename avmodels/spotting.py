@@ -150,24 +150,29 @@ def detections_for_half(
 # ---- results_spotting.json ---------------------------------------------------------------------
 
 
-def spots_to_json(game: str, spots_by_half: dict[int, list[Spot]]) -> dict[str, Any]:
-    """The SoccerNet ``results_spotting.json`` content of one game (all its halves)."""
+def spots_to_json(
+    game: str, spots_by_half: dict[int, list[Spot]], label_set: str = "v1"
+) -> dict[str, Any]:
+    """The SoccerNet ``results_spotting.json`` content of one game (all its halves), labels of
+    ``label_set``."""
     rows = [
         (half, s.position_ms, s.label, s.confidence)
         for half in sorted(spots_by_half)
         for s in spots_by_half[half]
     ]
-    return predictions_json(game, rows)
+    return predictions_json(game, rows, label_set)
 
 
 def write_results(
-    predictions: dict[str, dict[int, list[Spot]]], out_dir: str | os.PathLike[str]
+    predictions: dict[str, dict[int, list[Spot]]],
+    out_dir: str | os.PathLike[str],
+    label_set: str = "v1",
 ) -> list[Path]:
     """Write ``<out_dir>/<game>/results_spotting.json`` for each game (atomic); the paths."""
     paths = []
     for game in sorted(predictions):
         path = Path(out_dir) / game / PREDICTIONS_FILE
-        write_json_atomic(path, spots_to_json(game, predictions[game]))
+        write_json_atomic(path, spots_to_json(game, predictions[game], label_set))
         paths.append(path)
     return paths
 
@@ -195,4 +200,5 @@ def spot_halves(
         predictions.setdefault(half.game, {})[int(half.half)] = spots
     if not predictions:
         raise DataError(f"{source}: no halves to spot")
-    return write_results(predictions, out_dir)
+    vocabulary = getattr(getattr(model, "config", None), "label_set", "v1")
+    return write_results(predictions, out_dir, vocabulary)

@@ -128,7 +128,9 @@ def table_spotting_per_class(trials: list[Trial], monitor: str) -> str:
     vocabulary = vocabulary_of(trials)
     rows = []
     for c in vocabulary.classes:
-        cells = [_pct(t.metrics.get(f"{key}_{c}")) for _, t in picks for key in (loose, tight)]
+        cells = [
+            _pct(t.metrics.get(N.of_class(key, c))) for _, t in picks for key in (loose, tight)
+        ]
         rows.append([vocabulary.display_name(c), *cells])
     extra = [("Average-mAP", "")]
     if vocabulary.name != V1.name:

@@ -186,7 +186,8 @@ class TrialRun:
             full_values = {N.full(N.VAL_MAP): result.best_metrics.get(N.VAL_MAP)}  # complete
             for name, res in ((N.VAL_AVERAGE_MAP, full), (N.VAL_AVERAGE_MAP_TIGHT, tight)):
                 full_values[N.full(name)] = res.average_map
-                full_values.update({f"{N.full(name)}_{c}": v for c, v in res.per_class.items()})
+                per_class = {N.of_class(N.full(name), c): v for c, v in res.per_class.items()}
+                full_values.update(per_class)
                 for part in ("visible", "unshown"):  # None for v1
                     full_values[f"{N.full(name)}_{part}"] = getattr(res, f"average_map_{part}")
             log_metrics(self.client, self.run_id, full_values, step=result.best_epoch)
@@ -249,7 +250,10 @@ class TrialRun:
         curves: dict[str, dict[str, Any]] = {}
         for method, res in (spotting or {}).items():
             key = f"{prefix}average_map_{method}"
-            values = {key: res.average_map, **{f"{key}_{c}": v for c, v in res.per_class.items()}}
+            values = {
+                key: res.average_map,
+                **{N.of_class(key, c): v for c, v in res.per_class.items()},
+            }
             log_metrics(self.client, self.run_id, values)
             curves[method] = res.to_dict()
         if curves:

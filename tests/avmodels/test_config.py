@@ -86,3 +86,17 @@ def test_replace_validates_and_keeps_the_rest() -> None:
 def test_frozen() -> None:
     with pytest.raises(AttributeError):
         ModelConfig().clusters = 3  # type: ignore[misc]
+
+
+def test_every_class_name_makes_a_metric_name_mlflow_takes() -> None:
+    """MLflow refuses '>' in metric names: SoccerNet-v2's 'Yellow->red card' gets a key."""
+    import re
+
+    from avspot.avmodels import names as N
+    from avspot.datasets.labels import LABEL_SETS
+
+    for ls in LABEL_SETS.values():
+        keys = [N.val_ap(c) for c in ls.classes]
+        assert len(set(keys)) == ls.num_classes
+        assert all(re.fullmatch(r"[0-9A-Za-z_\-. :/]+", k) for k in keys), keys
+    assert N.val_average_map_of("card") == "val_average_map_card"  # v1's names as before
