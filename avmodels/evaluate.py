@@ -67,14 +67,16 @@ def evaluate(
     `predictions` and `split` arguments.
     """
     if metric not in METRICS:
-        raise DataError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+        raise DataError(f"metric {metric!r}: expected one of {', '.join(METRICS)}", field="metric")
     requested = _requested(label_set)
     pred_root = Path(predictions)
     if not pred_root.is_dir():
-        raise DataError(f"--predictions {predictions}: no such folder")
+        raise DataError(f"predictions {predictions}: no such folder", field="predictions")
     pred_files = find_games(pred_root, PREDICTIONS_FILE)
     if not pred_files:
-        raise DataError(f"--predictions {predictions}: no {PREDICTIONS_FILE} under it")
+        raise DataError(
+            f"predictions {predictions}: no {PREDICTIONS_FILE} under it", field="predictions"
+        )
     labels_str = os.fspath(labels)
     if _is_table(labels_str):
         spots, games, ls = _table_halves(
@@ -107,7 +109,7 @@ def _requested(label_set: str | LabelSet | None) -> LabelSet | None:
         return get_label_set(label_set)
     except DataError:
         raise DataError(
-            f"--label-set {label_set!r}: expected one of {', '.join(LABEL_SETS)}"
+            f"label_set {label_set!r}: expected one of {', '.join(LABEL_SETS)}", field="label_set"
         ) from None
 
 
@@ -121,12 +123,13 @@ def _tree_label_set(
     may have only the other kind), else the one kind of label file found."""
     names = " or ".join(ls.labels_file for ls in LABEL_SETS.values())
     if not found:
-        raise DataError(f"--labels {root}: no {names} under it")
+        raise DataError(f"labels {root}: no {names} under it", field="labels")
     if requested is None:
         if len(found) > 1:
             kinds = ", ".join(f"{LABEL_SETS[n].labels_file} ({n})" for n in found)
             raise DataError(
-                f"--labels {root}: label files of two label sets, {kinds}; pass --label-set"
+                f"label_set: {root} holds label files of two label sets, {kinds}; choose one",
+                field="label_set",
             )
         return LABEL_SETS[next(iter(found))]
     own = found.get(requested.name, {})
@@ -136,7 +139,7 @@ def _tree_label_set(
         only = sorted(set(files) - set(own))
         if only:
             raise DataError(
-                f"{files[only[0]]}: a {name} label file, but --label-set {requested.name} "
+                f"{files[only[0]]}: a {name} label file, but label set {requested.name} "
                 f"reads {requested.labels_file}"
                 + (f" ({len(only) - 1} more games like it)" if len(only) > 1 else "")
             )
@@ -151,7 +154,9 @@ def _tree_halves(
     requested: LabelSet | None,
 ) -> tuple[list[HalfSpots], int, LabelSet]:
     if not Path(root).is_dir():
-        raise DataError(f"--labels {root}: no such folder (expected a SoccerNet tree or a table)")
+        raise DataError(
+            f"labels {root}: no such folder (expected a SoccerNet tree or a table)", field="labels"
+        )
     found = find_label_files(root)
     ls = _tree_label_set(root, found, requested)
     label_files = found[ls.name]
@@ -160,7 +165,9 @@ def _tree_halves(
         wanted = set(official_games(split))
         games = [g for g in games if g in wanted]
         if not games:
-            raise DataError(f"--labels {root}: no game of the official {split!r} split")
+            raise DataError(
+                f"labels {root}: no game of the official {split!r} split", field="labels"
+            )
     _check_games(set(label_files), games, pred_files, root, split)
     halves: list[HalfSpots] = []
     for game in progress(games, desc="evaluate", enabled=show, unit="game"):
@@ -216,10 +223,11 @@ def _check_games(
         )
     missing = [g for g in selected if g not in pred_files]
     if missing:
-        hint = "" if split is not None else "; pass --split to evaluate one split"
+        hint = "" if split is not None else "; evaluate one split"
         raise DataError(
             f"game {missing[0]!r}: no {PREDICTIONS_FILE} in the predictions folder "
-            f"({len(missing)} of {len(selected)} games lack one{hint})"
+            f"({len(missing)} of {len(selected)} games lack one{hint})",
+            field=None if split is not None else "split",
         )
 
 
@@ -242,7 +250,7 @@ def _table_halves(
     from avspot.datasets.table import iter_halves, list_halves
 
     if split is not None and split not in SPLITS:
-        raise DataError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise DataError(f"split {split!r}: expected one of {', '.join(SPLITS)}", field="split")
     manifest = read_manifest(uri, endpoint)
     name = manifest.label_set
     if name not in LABEL_SETS:
@@ -250,14 +258,15 @@ def _table_halves(
     ls = LABEL_SETS[name]
     if requested is not None and requested.name != ls.name:
         raise DataError(
-            f"{uri}/manifest.json: the table's label set is {ls.name}, "
-            f"not --label-set {requested.name}"
+            f"{uri}/manifest.json: the table's label set is {ls.name}, not {requested.name}"
         )
     known = {game for game, _ in list_halves(uri, None, endpoint=endpoint)}
     halves = iter_halves(uri, split, endpoint=endpoint, copy=False)
     rows = [_Row(h) for h in progress(halves, desc="evaluate", enabled=show, unit="half")]
     if not rows:
-        raise DataError(f"--labels {uri}: no halves" + (f" in split {split!r}" if split else ""))
+        raise DataError(
+            f"labels {uri}: no halves" + (f" in split {split!r}" if split else ""), field="labels"
+        )
     selected = sorted({r.game for r in rows})
     _check_games(known, selected, pred_files, uri, split)
     preds = {game: read_predictions(pred_files[game], ls) for game in selected}

@@ -152,7 +152,9 @@ def half_to_table(h: Half, dtype: str | None = None, label_set: LabelSet | None 
     check_half(h, label_set)
     dtype = dtype or dtype_of(h.video)
     if dtype not in FEATURE_DTYPES:
-        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        raise DataError(
+            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+        )
     where = f"game {h.game!r} half {h.half}"
     video = as_stored(h.video, dtype, where, "video")
     events = pa.array(
@@ -268,7 +270,9 @@ def half_from_row(row: Mapping[str, Any], dtype: str | None = None) -> Half:
     audio = _as_matrix(row["audio"]) if "audio" in row else _no_audio(video.shape[0], video)
     if dtype is not None:
         if dtype not in FEATURE_DTYPES:
-            raise DataError(f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+            raise DataError(
+                f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+            )
         video, audio = video.astype(dtype, copy=False), audio.astype(dtype, copy=False)
     if audio.shape[0] != video.shape[0] and audio.size == 0:
         audio = _no_audio(video.shape[0], video)

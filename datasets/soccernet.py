@@ -94,7 +94,8 @@ def _plan_games(root: str, splits: str) -> list[_Game]:
         if not games:
             raise DataError(
                 f"{root}: no games under {root}/{{{','.join(SPLITS)}}}/<league>/<season>/<game> "
-                "(--splits dirs)"
+                "(split source: dirs)",
+                field="splits",
             )
         return games
     if splits == "official":
@@ -107,13 +108,16 @@ def _plan_games(root: str, splits: str) -> list[_Game]:
         if unknown:
             raise DataError(
                 f"{root}: {len(unknown)} game(s) are not in the official SoccerNet splits, e.g. "
-                f'{unknown[0]!r}; pass --splits FILE.json ({{"train": [...], ...}}) or --splits dirs'
+                f'{unknown[0]!r}; give the splits as a JSON file ({{"train": [...], ...}}) or as '
+                "dirs",
+                field="splits",
             )
         return [_Game(k, os.path.join(root, k), where[k]) for k in found]
     # a JSON split file
     if not os.path.isfile(splits):
         raise DataError(
-            f"--splits {splits!r}: expected 'official', 'dirs' or an existing JSON file"
+            f"splits {splits!r}: expected 'official', 'dirs' or an existing JSON file",
+            field="splits",
         )
     try:
         with open(splits) as f:
@@ -251,7 +255,7 @@ def _check_game(
         if abs(nv - na) > max_length_diff:
             raise DataError(
                 f"game {g.key!r} half {half}: video has {nv} frames, audio {na}; they differ by "
-                f"more than --max-length-diff {max_length_diff}"
+                f"more than the allowed {max_length_diff} (max_length_diff)"
             )
         frames[half] = min(nv, na)
     for lab in labels:
@@ -340,17 +344,21 @@ def ingest(
     float16). ``progress`` shows a bar of halves written on stderr (when it is a terminal).
     """
     if labels not in LABEL_SETS:
-        raise DataError(f"--labels {labels!r}: expected one of {', '.join(LABEL_SETS)}")
+        raise DataError(
+            f"labels {labels!r}: expected one of {', '.join(LABEL_SETS)}", field="labels"
+        )
     ls = get_label_set(labels)
     if dtype not in FEATURE_DTYPES:
-        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        raise DataError(
+            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+        )
     if not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
-        raise DataError(f"--fps {fps!r}: must be a positive number of frames per second")
+        raise DataError(f"fps {fps!r}: must be a positive number of frames per second", field="fps")
     audio = None if audio_features is None or audio_features.lower() == NO_AUDIO else audio_features
     if not os.path.isdir(root):
-        raise DataError(f"--soccernet {root!r}: not a directory")
+        raise DataError(f"soccernet {root!r}: not a directory", field="soccernet")
     if max_length_diff < 0:
-        raise DataError(f"--max-length-diff {max_length_diff}: must be >= 0")
+        raise DataError(f"max_length_diff {max_length_diff}: must be >= 0", field="max_length_diff")
     fps = float(fps)
     games = sorted(_plan_games(root, splits), key=lambda g: (SPLITS.index(g.split), g.key))
     checked = [_check_game(g, video_features, audio, max_length_diff, fps, ls) for g in games]

@@ -141,13 +141,15 @@ def synth_games(
     Arguments are checked now (DataError), not at the first ``next``.
     """
     if labels not in LABEL_SETS:
-        raise DataError(f"--labels {labels!r}: expected one of {', '.join(LABEL_SETS)}")
+        raise DataError(
+            f"labels {labels!r}: expected one of {', '.join(LABEL_SETS)}", field="labels"
+        )
     if isinstance(games, bool) or not isinstance(games, int) or games < 1:
-        raise DataError(f"--games {games!r}: must be a positive integer")
+        raise DataError(f"games {games!r}: must be a positive integer", field="games")
     if not isinstance(half_minutes, int | float) or not 0 < half_minutes <= 90:
-        raise DataError(f"--half-minutes {half_minutes!r}: must be in (0, 90]")
+        raise DataError(f"half_minutes {half_minutes!r}: must be in (0, 90]", field="half_minutes")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise DataError(f"--seed {seed!r}: must be a non-negative integer")
+        raise DataError(f"seed {seed!r}: must be a non-negative integer", field="seed")
     if labels == "v2":
         return _synth_games(games, seed, float(half_minutes), synth_game_v2)
     return _synth_games(games, seed, float(half_minutes), synth_game)
@@ -188,7 +190,9 @@ def synthesize(
     ``out`` stored as ``dtype`` (atomic, a bar of halves on stderr with ``progress``); return
     its manifest. A v1 float32 table is the same (same fingerprint) as before label sets."""
     if dtype not in FEATURE_DTYPES:
-        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        raise DataError(
+            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+        )
     halves = synth_games(games, seed, half_minutes, labels)
     generator = "avspot.datasets.synth" if labels == "v1" else "avspot.datasets.synth_v2"
     return write_table(

@@ -128,7 +128,7 @@ class _Staging:
                 )
         if exists and not overwrite:
             raise DataError(
-                f"{uri}: a table already exists (pass --overwrite / overwrite=True to replace it)"
+                f"{uri}: a table already exists (overwrite it to replace it)", field="overwrite"
             )
         if exists:
             with contextlib.suppress(DataError, KeyError, ValueError):
@@ -202,7 +202,9 @@ def write_table(
     nothing readable is left.
     """
     if dtype not in FEATURE_DTYPES:
-        raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        raise DataError(
+            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+        )
     fs, root = resolve(uri, endpoint)
     with storage_errors(uri, "write"):
         staging = _Staging(fs, root, uri, overwrite)

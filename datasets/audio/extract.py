@@ -149,7 +149,10 @@ def plan_games(
     if not inputs:
         raise DataError("extract-audio: no INPUT given (media files or game folders)")
     if video_features_root is not None and not os.path.isdir(video_features_root):
-        raise DataError(f"--video-features-root {video_features_root!r}: not a directory")
+        raise DataError(
+            f"video_features_root {video_features_root!r}: not a directory",
+            field="video_features_root",
+        )
     sources: list[tuple[str, str, str, str]] = []  # (key, half, media, source)
     for inp in inputs:
         if os.path.isfile(inp):
@@ -257,10 +260,10 @@ def resolve_device(device: str | None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
         raise DataError(
-            f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)"
+            f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)", field="device"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"--device {device!r}: CUDA is not available on this machine")
+        raise DataError(f"device {device!r}: CUDA is not available on this machine", field="device")
     return dev
 
 
@@ -387,7 +390,7 @@ def _run_ray(
     import ray
 
     if device not in (None, "cpu") and not device.startswith("cuda"):
-        raise DataError(f"--device {device!r}: with a Ray cluster, use cpu or cuda")
+        raise DataError(f"device {device!r}: with a Ray cluster, use cpu or cuda", field="device")
     started = not ray.is_initialized()
     if started:
         if address == "local":
@@ -399,7 +402,9 @@ def _run_ray(
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
         use_gpu = device.startswith("cuda") if device else gpus > 0
         if use_gpu and gpus == 0:
-            raise DataError(f"--device {device}: the Ray cluster ({address}) has no GPUs")
+            raise DataError(
+                f"device {device}: the Ray cluster ({address}) has no GPUs", field="device"
+            )
         if use_gpu:
             per_cpu, per_gpu, actors = 1, 1, min(len(jobs), gpus)
         else:
@@ -462,11 +467,11 @@ def extract_audio(
     """
     t0, c0 = time.perf_counter(), time.process_time()
     if batch_size < 1:
-        raise DataError(f"--batch-size {batch_size}: must be >= 1")
+        raise DataError(f"batch_size {batch_size}: must be >= 1", field="batch_size")
     if max_length_diff < 0:
-        raise DataError(f"--max-length-diff {max_length_diff}: must be >= 0")
+        raise DataError(f"max_length_diff {max_length_diff}: must be >= 0", field="max_length_diff")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise DataError(f"--out {out_dir!r}: exists and is not a directory")
+        raise DataError(f"out {out_dir!r}: exists and is not a directory", field="out")
     # Ray workers resolve paths against their own working directory: hand them absolute ones.
     inputs = [os.path.abspath(p) for p in inputs]
     out_dir = os.path.abspath(out_dir)

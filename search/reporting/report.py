@@ -333,7 +333,7 @@ def build_report(
     client = get_client(uri)
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out_dir}: exists and is not a directory")
+        raise DataError(f"out {out_dir}: exists and is not a directory", field="out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

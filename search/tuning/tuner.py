@@ -219,8 +219,8 @@ def run_search(opts: SearchOptions, log: Log = print) -> SearchResult:
         raise DataError(f"resume: no search to resume at {exp_path}", field="resume")
     if not opts.resume and exists:
         raise DataError(
-            f"{exp_path} already holds a search; pass --resume to continue it "
-            "or --experiment NAME for a new one"
+            f"{exp_path} already holds a search: resume it, or name another experiment",
+            field="resume",
         )
     if local:  # only now: a refused search leaves no directory behind
         Path(root).mkdir(parents=True, exist_ok=True)

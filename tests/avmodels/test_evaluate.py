@@ -490,10 +490,11 @@ def test_evaluate_table(tmp_path):
     )
     assert out["average_map"] == pytest.approx(ref[0], abs=1e-9)
     if len({h.split for h in table.read_halves(uri)}) > 1:
-        with pytest.raises(DataError, match="--split"):
+        with pytest.raises(DataError, match="evaluate one split") as err:
             evaluate(uri, preds)
+        assert err.value.field == "split"  # the command line shows it as --split
     assert out["label_set"] == "v1" and out["average_map_visible"] is None
-    with pytest.raises(DataError, match="manifest.json.*v1.*--label-set v2"):
+    with pytest.raises(DataError, match="manifest.json.*v1.*not v2"):
         evaluate(uri, preds, split=split, label_set="v2")
 
 

@@ -209,7 +209,7 @@ def test_video_features_from_another_root_and_stem(tmp_path, weights):
     )
     frames = [(h["audio_frames"], h["frames"]) for h in s["details"][0]["halves"]]
     assert frames == [(6, 7), (6, 4)]
-    with pytest.raises(DataError, match="video-features-root .*: not a directory"):
+    with pytest.raises(DataError, match="video_features_root .*: not a directory"):
         plan_games([game], "o", video_features_root=str(tmp_path / "nowhere"))
 
 
@@ -261,9 +261,9 @@ def test_bad_weights_fail_before_decoding(tmp_path):
 
 def test_bad_arguments(tmp_path, weights):
     game = _game(tmp_path / "lg" / "s" / "g", seconds=(1.0, 1.0), video=(None, None))
-    with pytest.raises(DataError, match="batch-size 0"):
+    with pytest.raises(DataError, match="batch_size 0"):
         _run([game], weights, tmp_path / "out", batch_size=0)
-    with pytest.raises(DataError, match="max-length-diff -1"):
+    with pytest.raises(DataError, match="max_length_diff -1"):
         _run([game], weights, tmp_path / "out", max_length_diff=-1)
     with pytest.raises(DataError, match="not a torch device"):
         _run([game], weights, tmp_path / "out", device="tpu7")

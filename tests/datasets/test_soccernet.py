@@ -124,7 +124,7 @@ def test_ingest_split_file_and_dirs(tmp_path):
     make_game(root, "my_league/2020-2021/a", seed=1)
     make_game(root, "my_league/2020-2021/b", seed=2)
     make_game(root, "my_league/2020-2021/c", seed=3)
-    with pytest.raises(DataError, match=r"not in the official SoccerNet splits.*--splits"):
+    with pytest.raises(DataError, match=r"not in the official SoccerNet splits.*JSON file.*dirs"):
         ingest(root, str(tmp_path / "t0"))
     spec = tmp_path / "splits.json"
     spec.write_text(

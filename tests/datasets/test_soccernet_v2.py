@@ -150,11 +150,11 @@ def test_v2_needs_labels_v2_json(tmp_path):
     make_v2_game(root, TRAIN, labels_file="Labels.json", labels=[])
     with pytest.raises(DataError, match=r"missing Labels-v2\.json"):
         ingest(root, str(tmp_path / "t"), labels="v2", video_features="ResNET")
-    with pytest.raises(DataError, match=r"--labels 'v3': expected one of v1, v2"):
+    with pytest.raises(DataError, match=r"labels 'v3': expected one of v1, v2"):
         ingest(root, str(tmp_path / "t"), labels="v3")
-    with pytest.raises(DataError, match=r"--dtype 'float8'"):
+    with pytest.raises(DataError, match=r"dtype 'float8'"):
         ingest(root, str(tmp_path / "t"), dtype="float8")
-    with pytest.raises(DataError, match=r"--fps 0"):
+    with pytest.raises(DataError, match=r"fps 0"):
         ingest(root, str(tmp_path / "t"), fps=0)
 
 

@@ -80,9 +80,9 @@ def test_v2_table(tmp_path):
 def test_v1_is_the_default_and_bad_values(tmp_path):
     h = next(iter(synth_games(1, seed=0, half_minutes=0.2)))
     assert h.label_set == "v1"
-    with pytest.raises(DataError, match=r"--labels 'v3': expected one of v1, v2"):
+    with pytest.raises(DataError, match=r"labels 'v3': expected one of v1, v2"):
         synth_games(1, labels="v3")
-    with pytest.raises(DataError, match=r"--dtype 'bf16'"):
+    with pytest.raises(DataError, match=r"dtype 'bf16'"):
         synthesize(str(tmp_path / "t"), games=1, dtype="bf16")
     assert not (tmp_path / "t").exists()
 

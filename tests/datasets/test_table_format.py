@@ -120,7 +120,7 @@ def test_float16_overflow_is_refused(tmp_path, half_factory):
     with pytest.raises(DataError, match=r"audio value 1e\+06 at frame 7 overflows float16"):
         write_table(iter([h]), str(out), source="unit", dtype="float16")
     assert not out.exists()
-    with pytest.raises(DataError, match="--dtype 'float64'"):
+    with pytest.raises(DataError, match="dtype 'float64'"):
         write_table(iter([h]), str(out), source="unit", dtype="float64")
 
 
