@@ -8,9 +8,10 @@ reaches ``t`` seconds. ``RecordingClock``: the real time and real sleeps, each w
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -68,3 +69,33 @@ def install(monkeypatch: pytest.MonkeyPatch, clock: FakeClock | RecordingClock) 
     """Make ``clock`` the one every bounded wait in avspot reads, until the test ends."""
     monkeypatch.setattr(storage.CLOCK, "monotonic", clock.monotonic)
     monkeypatch.setattr(storage.CLOCK, "sleep", clock.sleep)
+
+
+@contextlib.contextmanager
+def installed(clock: FakeClock | RecordingClock) -> Iterator[None]:
+    """``install`` without pytest (scripts that run the tests' cases): until the block ends."""
+    saved = storage.CLOCK.monotonic, storage.CLOCK.sleep
+    storage.CLOCK.monotonic, storage.CLOCK.sleep = clock.monotonic, clock.sleep
+    try:
+        yield
+    finally:
+        storage.CLOCK.monotonic, storage.CLOCK.sleep = saved
+
+
+# ``python -c RECORDING_MAIN WAITS_FILE ARGS...``: ``python -m avspot ARGS...`` with every wait
+# recorded (a JSON list of seconds, written to WAITS_FILE when the process exits).
+RECORDING_MAIN = """\
+import atexit, json, sys
+from avspot.datasets.storage import CLOCK
+waits, out, real = [], sys.argv.pop(1), CLOCK.sleep
+def sleep(seconds):
+    waits.append(seconds)
+    real(seconds)
+CLOCK.sleep = sleep
+def dump():
+    with open(out, "w") as f:
+        json.dump(waits, f)
+atexit.register(dump)
+from avspot.search.cli.main import main
+sys.exit(main())
+"""
