@@ -173,7 +173,9 @@ def test_kept_epoch_scored_per_method_with_timelines(store: str, tmp_path: Path)
     F.run_fake_trial(cb, F.tiny_train_config(), valid_halves=iter_halves(table, "valid"))
     client = get_client()
     m = client.get_run(cb.run_id).data.metrics
-    for method in ("center", "max", "nms"):
+    from avspot.avmodels.postprocess import POSTPROCESS
+
+    for method in POSTPROCESS:
         assert 0.0 <= m[f"val_average_map_{method}"] <= 1.0
     # the kept epoch scored in full with the trainer's method: what the registry compares
     assert m["full_val_average_map"] == m["val_average_map_nms"]
@@ -189,8 +191,6 @@ def test_unreachable_server_fails_within_seconds(
     health check's error is not taken for an outage to wait through)."""
     import urllib.request
 
-    from avspot.search.tracking import client
-
     probes: list[float] = []
     real = urllib.request.urlopen
 
@@ -202,7 +202,7 @@ def test_unreachable_server_fails_within_seconds(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pw@127.0.0.1:{free_port()}")
     with pytest.raises(DataError, match="is unreachable") as exc:
         start_search_run("exp", PARAMS)
-    assert probes == [client._HEALTH_TIMEOUT_S] and fake_clock.sleeps == []
+    assert probes == [tracking_client._HEALTH_TIMEOUT_S] and fake_clock.sleeps == []
     assert "pw" not in str(exc.value)
 
 
