@@ -21,7 +21,8 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/avspot quickstart --workdir quickstart
 
-test: $(STAMP)
+# What the README says: lint (ruff check, ruff format --check), then every test.
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)

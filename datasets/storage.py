@@ -26,6 +26,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -49,6 +50,20 @@ _TRANSIENT = re.compile(
     re.I,
 )
 T = TypeVar("T")
+
+
+@dataclass
+class Clock:
+    """The time that bounded waits read and how they wait: ``time.monotonic`` and
+    ``time.sleep``. ``CLOCK`` is the one instance every outage retry and lock wait uses (storage
+    here, tracking's ``retry`` and outbox, the promotion lock), looked up at each call, so that
+    tests can put a fake clock in its place that records each wait instead of sleeping."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+CLOCK = Clock()
 
 
 def endpoint_from_env() -> str | None:
@@ -183,7 +198,7 @@ def call_with_backoff(
     fails with a transient storage error, for at most ``budget_s`` (default
     ``outage_budget_s()``); then, or on any other storage error, DataError naming ``uri``."""
     budget = outage_budget_s() if budget_s is None else budget_s
-    start = time.monotonic()
+    start = CLOCK.monotonic()
     delay = 0.5
     while True:
         try:
@@ -191,7 +206,7 @@ def call_with_backoff(
         except DataError:
             raise
         except (OSError, pa.ArrowException) as exc:
-            waited = time.monotonic() - start
+            waited = CLOCK.monotonic() - start
             if not is_transient(exc):
                 raise DataError(f"{uri}: {what} failed: {one_line(exc)}") from None
             if waited >= budget:
@@ -199,7 +214,7 @@ def call_with_backoff(
                     f"{uri}: {what} failed: storage unreachable for {waited:.0f}s "
                     f"(${OUTAGE_ENV}={budget:g}): {one_line(exc)}"
                 ) from None
-            time.sleep(min(delay, max(0.0, budget - waited)))
+            CLOCK.sleep(min(delay, max(0.0, budget - waited)))
             delay = min(delay * 2, 8.0)
 
 

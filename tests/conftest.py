@@ -8,8 +8,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tests.support.clock import FakeClock
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,3 +72,14 @@ def _s3_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
         info: S3Env = request.getfixturevalue("s3")
         for key, value in info.env.items():
             monkeypatch.setenv(key, value)
+
+
+@pytest.fixture()
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock in place of avspot's (``storage.CLOCK``): retries and lock waits record
+    their waits on it (``sleeps``) and return at once (``tests/support/clock.py``)."""
+    from tests.support.clock import FakeClock, install
+
+    clock = FakeClock()
+    install(monkeypatch, clock)
+    return clock

@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 import sys
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from avspot.datasets.errors import DataError, one_line
-from avspot.datasets.storage import env_number
+from avspot.datasets.storage import CLOCK, env_number
 from avspot.search.tracking.names import TAG_TRACKING_BUFFERED, TAG_TRACKING_OUTAGE_S
 from avspot.search.tracking.scrub import scrub_text
 
@@ -76,18 +75,18 @@ def retry(fn: Callable[..., T], *args: Any, attempts: int = 6, **kwargs: Any) ->
             return fn(*args, **kwargs)
         except Exception as exc:
             if _locked(exc) and i < attempts - 1:
-                time.sleep(0.2 * 2 ** min(i, 6))
+                CLOCK.sleep(0.2 * 2 ** min(i, 6))
                 continue
             if not unreachable(exc):
                 raise
-            now = time.monotonic()
+            now = CLOCK.monotonic()
             down_since = now if down_since is None else down_since
             if now - down_since >= outage_budget_s():
                 raise TrackingUnavailable(
                     f"MLflow tracking server unreachable for {now - down_since:.0f}s "
                     f"(${OUTAGE_ENV}={outage_budget_s():g}): {one_line(exc)}"
                 ) from None
-            time.sleep(delay)
+            CLOCK.sleep(delay)
             delay = min(delay * 2, 10.0)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -119,7 +118,7 @@ class Outbox:
         n = len(metrics) + len(params)
         with self.lock:
             if self.entries + n > self.max_entries:
-                down = time.monotonic() - (self.down_since or time.monotonic())
+                down = CLOCK.monotonic() - (self.down_since or CLOCK.monotonic())
                 raise TrackingUnavailable(
                     f"MLflow tracking server {scrub_text(self.client.tracking_uri)}: outbox full "
                     f"({self.entries} metrics and params waiting, {down:.0f}s unreachable; "
@@ -136,11 +135,11 @@ class Outbox:
         """Send what waits, oldest first; True when the outbox is empty."""
         with self.lock:
             while self.queue:
-                now = time.monotonic()
+                now = CLOCK.monotonic()
                 if now < self.next_try:
                     if not wait:
                         return False
-                    time.sleep(self.next_try - now)
+                    CLOCK.sleep(self.next_try - now)
                 run_id, metrics, params = self.queue[0]
                 try:
                     self.client.log_batch(run_id, metrics=metrics, params=params, synchronous=True)
@@ -158,7 +157,7 @@ class Outbox:
             return True
 
     def _failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
+        now = CLOCK.monotonic()
         self.down_since = now if self.down_since is None else self.down_since
         if now - self.down_since >= outage_budget_s():
             raise TrackingUnavailable(
@@ -171,7 +170,7 @@ class Outbox:
 
     def _recovered(self, run_id: str) -> None:
         assert self.down_since is not None
-        waited = time.monotonic() - self.down_since
+        waited = CLOCK.monotonic() - self.down_since
         runs = {r for r, _, _ in self.queue} | {run_id}
         for r in runs:
             self.waited_s[r] = self.waited_s.get(r, 0.0) + waited

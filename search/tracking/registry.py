@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avspot.datasets.errors import DataError
+from avspot.datasets.storage import CLOCK
 from avspot.search.tracking.client import get_client, retry
 from avspot.search.tracking.names import (
     CHALLENGER,
@@ -299,7 +300,7 @@ def promotion_lock(
 
     name = f"{model_name}.{alias}{PROMOTE_LOCK_SUFFIX}"
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    deadline = time.monotonic() + wait_s
+    deadline = CLOCK.monotonic() + wait_s
     while True:
         try:
             retry(
@@ -321,12 +322,12 @@ def promotion_lock(
             with contextlib.suppress(MlflowException):
                 client.delete_registered_model(name)
             continue
-        if time.monotonic() > deadline:
+        if CLOCK.monotonic() > deadline:
             raise DataError(
                 f"@{alias} of {model_name!r}: another promote has held {name!r} for "
                 f"{age:.0f}s; try again"
             )
-        time.sleep(0.1 + random.random() * 0.3)
+        CLOCK.sleep(0.1 + random.random() * 0.3)
     try:
         yield
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -55,18 +57,25 @@ def randomize_bn(model: nn.Module) -> None:
             m.running_var.uniform_(0.5, 2.0, generator=g)
 
 
+# The seed paper's methods (section 3.3, Figure 1) and the two baselines: the oracle the
+# registry must cover; a method added later is covered by the tests that iterate FUSIONS.
+SEED_METHODS = {
+    "video": (None, None),
+    "audio": (None, None),
+    "prob_product": (1, "probs"),
+    "logit_mean": (2, "logits"),
+    "late_joint": (3, "logits"),
+    "before_fc": (4, "dropped"),
+    "before_dropout": (5, "pooled"),
+    "early_1024": (6, "frames"),
+    "early_512": (7, "frames"),
+}
+
+
 def test_registry_has_the_seed_methods_with_merge_points() -> None:
-    assert {n: (f.seed_method, f.merge) for n, f in FUSIONS.items()} == {
-        "video": (None, None),
-        "audio": (None, None),
-        "prob_product": (1, "probs"),
-        "logit_mean": (2, "logits"),
-        "late_joint": (3, "logits"),
-        "before_fc": (4, "dropped"),
-        "before_dropout": (5, "pooled"),
-        "early_1024": (6, "frames"),
-        "early_512": (7, "frames"),
-    }
+    assert {n: (FUSIONS[n].seed_method, FUSIONS[n].merge) for n in SEED_METHODS} == SEED_METHODS
+    numbers = sorted(f.seed_method for f in FUSIONS.values() if f.seed_method is not None)
+    assert numbers == list(range(1, 8))  # the seed's seven methods, each once
     assert all(f.merge in (None, *MERGE_POINTS) for f in FUSIONS.values())
 
 
@@ -238,7 +247,8 @@ def test_prob_product_is_stable_for_confident_models() -> None:
 
 def test_combine_trained_rejects_bad_inputs() -> None:
     video_model, audio_model = make("video"), make("audio")
-    with pytest.raises(ValueError, match=r"valid: \['logit_mean', 'prob_product'\]"):
+    pairs = sorted(m for m, f in FUSIONS.items() if f.requires_pretrained)
+    with pytest.raises(ValueError, match=re.escape(f"valid: {pairs}")):
         combine_trained(video_model, audio_model, "before_fc")
     with pytest.raises(ValueError, match="audio_model must be a audio-only"):
         combine_trained(video_model, video_model, "logit_mean")
@@ -246,11 +256,22 @@ def test_combine_trained_rejects_bad_inputs() -> None:
         combine_trained(video_model, make("audio", clusters=K + 1), "logit_mean")
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_requires_pretrained_means_combined_from_two_trained_models(method: str) -> None:
+    """Every method: flagged ``requires_pretrained`` exactly when ``combine_trained`` builds it
+    from a trained video and a trained audio model (the seed's methods 1 and 2 among them)."""
+    flagged = FUSIONS[method].requires_pretrained
+    assert build_model(cfg(method)).requires_pretrained == flagged
+    if flagged:
+        combined = combine_trained(make("video"), make("audio"), method)
+        assert combined.requires_pretrained and combined.config.fusion == method
+    else:
+        with pytest.raises(ValueError, match="does not combine trained models"):
+            combine_trained(make("video"), make("audio"), method)
+
+
 def test_requires_pretrained_flag_and_component_configs() -> None:
-    assert {m for m, f in FUSIONS.items() if f.requires_pretrained} == {
-        "prob_product",
-        "logit_mean",
-    }
+    assert {f.seed_method for f in FUSIONS.values() if f.requires_pretrained} >= {1, 2}
     c = cfg("logit_mean")
     assert build_model(c).requires_pretrained
     assert not build_model(cfg("late_joint")).requires_pretrained

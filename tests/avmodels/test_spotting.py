@@ -12,6 +12,7 @@ from avspot.avmodels.config import ModelConfig
 from avspot.avmodels.fusion import build_model, combine_trained
 from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.metrics import average_map
+from avspot.avmodels.pooling import POOLINGS
 from avspot.avmodels.postprocess import (
     POSTPROCESS,
     Spot,
@@ -76,7 +77,7 @@ def test_predict_half_equals_naive_for_every_fusion(fusion: str) -> None:
     assert model.training
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max", "cnn", "softdbow", "netfv", "netrvlad"])
+@pytest.mark.parametrize("pooling", sorted(POOLINGS))
 @pytest.mark.parametrize("window_s", [2.5, 4.0])
 def test_predict_half_equals_naive_for_poolings(pooling: str, window_s: float) -> None:
     model = _model(_cfg("before_fc", pooling, window_s))
@@ -138,9 +139,40 @@ def test_postprocess_positions_classes_and_order() -> None:
     half_s = postprocess(probs[:, :], "center", stride_s=0.5, threshold=0.5)
     assert [s.position_ms for s in half_s] == [1000, 2000, 2500, 4000]  # frame = 2 * seconds
     assert [s.frame for s in half_s] == [2, 4, 5, 8]
-    with pytest.raises(DataError, match="valid methods: center, max, nms"):
+    with pytest.raises(DataError, match=f"valid methods: {', '.join(POSTPROCESS)}$"):
         postprocess(probs, "argmax")
-    assert set(POSTPROCESS) == {"center", "max", "nms"}
+
+
+@pytest.mark.parametrize("method", sorted(POSTPROCESS))
+@pytest.mark.parametrize("stride_s", [1.0, 0.5])
+def test_every_method_spots_steps_of_the_curve_over_its_threshold(
+    method: str, stride_s: float
+) -> None:
+    """Whatever the method: each spot sits on a step whose probability is at least the
+    threshold, carries a probability of its class's curve, at the evaluator's 2 fps frame;
+    spots come sorted by time, then class; a lone peak is found where it is, and a curve
+    under the threshold gives none."""
+    from avspot.datasets.labels import CLASS_INDEX, CLASSES
+
+    rng = np.random.default_rng(3)
+    probs = rng.uniform(0.0, 1.0, size=(40, len(CLASSES)))
+    spots = postprocess(probs, method, stride_s=stride_s, threshold=0.7)
+    assert spots
+    for s in spots:
+        c = CLASS_INDEX[s.label]
+        step = round(s.position_ms / (1000 * stride_s))
+        assert probs[step, c] >= 0.7 and s.confidence >= 0.7
+        assert s.confidence in probs[:, c]
+        assert s.frame == int(2 * s.position_ms / 1000)
+    keys = [(s.position_ms, CLASS_INDEX[s.label]) for s in spots]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+    lone = np.zeros((40, len(CLASSES)))
+    lone[17, 1] = 0.9
+    assert postprocess(lone, method, stride_s=stride_s, threshold=0.5) == [
+        Spot(int(2 * 17 * stride_s), int(round(17 * stride_s * 1000)), CLASSES[1], 0.9)
+    ]
+    assert postprocess(np.full((40, len(CLASSES)), 0.2), method, threshold=0.5) == []
 
 
 def test_spots_to_detections_is_the_official_dense_vector() -> None:

@@ -12,6 +12,7 @@ import torch
 
 from avspot.avmodels.config import ModelConfig
 from avspot.avmodels.data import ChunkBatches
+from avspot.avmodels.fusion_methods import FUSIONS
 from avspot.avmodels.model_io import load_model, save_model
 from avspot.avmodels.train_config import TrainConfig
 from avspot.avmodels.trainer import Trainer, TrainResult, train
@@ -297,7 +298,7 @@ def test_monitor_val_average_map_and_read_only_batches() -> None:
     assert result.best_epoch == int(best["epoch"])
 
 
-@pytest.mark.parametrize("fusion", ["prob_product", "logit_mean"])
+@pytest.mark.parametrize("fusion", [m for m, f in FUSIONS.items() if f.requires_pretrained])
 def test_paired_fusion_trains_two_models_and_combines_them(fusion, tmp_path) -> None:
     cfg = _cfg(model={"fusion": fusion}, max_epochs=4)
     trainer, result = _fit(cfg)

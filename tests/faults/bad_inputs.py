@@ -1,7 +1,8 @@
 """The bad inputs of RELIABILITY.md: each case, the workspace it needs, and how it is run.
 
 Used by ``test_bad_inputs.py`` (every case: exit 2, one line on stderr naming the file or
-parameter, nothing new in the workspace or output location, an answer within seconds) and by
+parameter, nothing new in the workspace or output location, an answer without any wait: no
+retry, no backoff; the seconds it took are measured for the table, not asserted) and by
 ``scripts/reliability_table.py`` (which runs them and writes the table), so the two cannot drift.
 """
 
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -320,8 +322,9 @@ def snapshot(*roots: Path) -> set[str]:
 class Outcome:
     code: int
     stderr: list[str]
-    seconds: float
+    seconds: float  # measured for RELIABILITY.md's table (not asserted: the machine may be busy)
     new_files: set[str]
+    waits: list[float]  # every wait avspot asked for (storage.CLOCK): retries, backoff, locks
 
 
 def run_case(
@@ -331,8 +334,10 @@ def run_case(
     no_dac_override: Callable[[], Any] = contextlib.nullcontext,
 ) -> Outcome:
     """Run ``case`` (in process through ``main``, or as a process) with the workspace's MLflow
-    store; what it exits with, what it printed on stderr, how long it took, what it left."""
+    store; what it exits with, what it printed on stderr, how long it took, what it left, what
+    it waited for."""
     from avspot.search.cli.main import main
+    from tests.support.clock import RECORDING_MAIN, RecordingClock, installed
 
     closed = closed_port()
     argv = case.argv(ws, tmp, closed)
@@ -342,16 +347,24 @@ def run_case(
     before = snapshot(ws, tmp)
     t0 = time.monotonic()
     if case.process:
-        res = subprocess.run(
-            [sys.executable, "-m", "avspot", *argv, "--quiet"],
-            env={**os.environ, **env},
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        fd, waits_file = tempfile.mkstemp(prefix="avspot-waits-", suffix=".json")
+        os.close(fd)
+        try:
+            res = subprocess.run(
+                [sys.executable, "-c", RECORDING_MAIN, waits_file, *argv, "--quiet"],
+                env={**os.environ, **env},
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            waits = json.loads(Path(waits_file).read_text() or "null")
+        finally:
+            os.unlink(waits_file)
         code, err = res.returncode, res.stderr
     else:
+        clock = RecordingClock()
+        waits = clock.sleeps
         out, errs = io.StringIO(), io.StringIO()
         cwd = os.getcwd()
         os.chdir(tmp)
@@ -361,6 +374,7 @@ def run_case(
                 contextlib.redirect_stdout(out),
                 contextlib.redirect_stderr(errs),
                 no_dac_override() if case.read_only else contextlib.nullcontext(),
+                installed(clock),
             ):
                 try:
                     code = main([*argv, "--quiet"])
@@ -370,4 +384,4 @@ def run_case(
             os.chdir(cwd)
         err = errs.getvalue()
     seconds = time.monotonic() - t0
-    return Outcome(code, err.strip().splitlines(), seconds, snapshot(ws, tmp) - before)
+    return Outcome(code, err.strip().splitlines(), seconds, snapshot(ws, tmp) - before, waits)

@@ -1,7 +1,8 @@
 """The bad-input policy, case by case (RELIABILITY.md's table is generated from the same list,
 ``bad_inputs.CASES``): exit 2, exactly one line on stderr that starts with ``avspot: error:``
 and names the file or parameter, nothing new in the workspace or the output location, and an
-answer within seconds (measured; asserted only under 20 s)."""
+answer without any wait (no retry, no backoff: ``Outcome.waits``; the seconds it took are
+measured and printed, not asserted)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_bad_input(bad_case, bad_inputs: ModuleType, bad_workspace: Path, kit, t
     assert names in out.stderr[0], (names, out.stderr[0])
     assert bad_inputs.SECRET not in out.stderr[0]
     assert out.new_files == set(), out.new_files
-    assert out.seconds < 20, out.seconds
+    assert out.waits == [], out.waits
     print(f"{bad_case.id}: {out.seconds:.2f}s")
 
 

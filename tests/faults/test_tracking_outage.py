@@ -56,48 +56,48 @@ class FakeServer:
         return [m.step for _, ms, _ in self.batches for m in ms if m.key == key]
 
 
-def test_entries_wait_in_order_while_the_server_is_down() -> None:
+def test_entries_wait_in_order_while_the_server_is_down(fake_clock) -> None:
     server = FakeServer()
     log_params(server, "r1", {"lr": 0.1})
     server.down = True
-    t0 = time.monotonic()
     for epoch in range(1, 6):
         log_metrics(server, "r1", {"val_loss": 1 / epoch, "val_map": 0.1 * epoch}, step=epoch)
-    assert time.monotonic() - t0 < 5  # the trainer is not held up by each call
+    # the trainer is not held up by each call: no wait, and one try until the backoff allows
+    assert fake_clock.sleeps == [] and server.calls == 2
     box = outbox(server)
     assert box.entries == 10 and server.steps("val_loss") == []
     server.down = False
     assert flush_logs(server)
+    assert fake_clock.sleeps == [1.0]  # the flush waited for the backoff's next try
     assert server.steps("val_loss") == [1, 2, 3, 4, 5] == server.steps("val_map")
     assert box.entries == 0
-    assert float(server.tags[("r1", TAG_TRACKING_OUTAGE_S)]) > 0
+    assert float(server.tags[("r1", TAG_TRACKING_OUTAGE_S)]) == 1.0
     assert int(server.tags[("r1", TAG_TRACKING_BUFFERED)]) >= 10
 
 
-def test_flush_waits_for_the_server_with_backoff() -> None:
+def test_flush_waits_for_the_server_with_backoff(fake_clock) -> None:
     server = FakeServer()
     server.down = True
     log_metrics(server, "r1", {"train_loss": 0.5}, step=1)
-    threading.Timer(3.0, lambda: setattr(server, "down", False)).start()
-    t0 = time.monotonic()
+    fake_clock.at(3.0, lambda: setattr(server, "down", False))  # back after 3 s
     assert flush_logs(server, wait=True)
-    waited = time.monotonic() - t0
-    assert 2.5 < waited < 15 and server.steps("train_loss") == [1]
-    assert server.calls < 10  # backoff, not a busy loop
+    assert server.steps("train_loss") == [1]
+    # backoff, not a busy loop: 1 s, then 2 s, then sent at the first try after the outage
+    assert fake_clock.sleeps == [1.0, 2.0] and server.calls == 3
 
 
-def test_a_long_outage_fails_the_trial_with_one_line(monkeypatch) -> None:
+def test_a_long_outage_fails_the_trial_with_one_line(fake_clock, monkeypatch) -> None:
     monkeypatch.setenv("AVSPOT_MLFLOW_OUTAGE_S", "2")
     server = FakeServer()
     server.down = True
     log_metrics(server, "r1", {"train_loss": 0.5}, step=1)
-    t0 = time.monotonic()
     with pytest.raises(TrackingUnavailable) as info:
         flush_logs(server, wait=True)
     msg = str(info.value)
-    assert "unreachable for" in msg and "AVSPOT_MLFLOW_OUTAGE_S=2" in msg and "\n" not in msg
+    assert "unreachable for 3s" in msg and "AVSPOT_MLFLOW_OUTAGE_S=2" in msg and "\n" not in msg
     assert "hunter2" not in msg  # the URI's password is scrubbed
-    assert time.monotonic() - t0 < 10
+    # bounded: the first try after the budget is the last one (tries at 0, 1 and 3 s)
+    assert fake_clock.sleeps == [1.0, 2.0] and server.calls == 3
 
 
 def test_the_outbox_is_bounded(monkeypatch) -> None:
@@ -133,7 +133,9 @@ def test_a_refused_batch_is_reported_and_does_not_block_the_others() -> None:
     assert flush_logs(server) and server.steps("b") == [1]
 
 
-def test_retry_waits_for_an_unreachable_server_and_not_for_other_errors(monkeypatch) -> None:
+def test_retry_waits_for_an_unreachable_server_and_not_for_other_errors(
+    fake_clock, monkeypatch
+) -> None:
     from mlflow.exceptions import MlflowException
 
     calls = []
@@ -145,20 +147,50 @@ def test_retry_waits_for_an_unreachable_server_and_not_for_other_errors(monkeypa
         return "ok"
 
     assert retry(flaky) == "ok" and len(calls) == 3
+    assert fake_clock.sleeps == [1.0, 2.0]  # backoff: 1 s, doubling
     with pytest.raises(MlflowException, match="INVALID"):
         retry(lambda: (_ for _ in ()).throw(MlflowException("INVALID_PARAMETER_VALUE")))
+    assert fake_clock.sleeps == [1.0, 2.0]  # not waited for
     monkeypatch.setenv("AVSPOT_MLFLOW_OUTAGE_S", "1")
-    with pytest.raises(TrackingUnavailable, match="unreachable for"):
+    with pytest.raises(TrackingUnavailable, match="unreachable for 1s"):
         retry(lambda: (_ for _ in ()).throw(MlflowException(DOWN)))
+    assert fake_clock.sleeps == [1.0, 2.0, 1.0]
 
 
-def test_down_from_the_start_fails_within_seconds() -> None:
+def test_retry_waits_out_a_locked_sqlite_file_a_bounded_number_of_times(fake_clock) -> None:
+    from mlflow.exceptions import MlflowException
+
+    calls = []
+
+    def locked() -> None:
+        calls.append(1)
+        raise MlflowException("(sqlite3.OperationalError) database is locked")
+
+    with pytest.raises(MlflowException, match="locked"):
+        retry(locked, attempts=4)
+    assert len(calls) == 4 and fake_clock.sleeps == pytest.approx([0.2, 0.4, 0.8])
+
+
+def test_down_from_the_start_fails_within_seconds(fake_clock, monkeypatch) -> None:
+    """One probe of /health with its short timeout, no retry, no wait."""
+    import urllib.request
+
+    from avspot.search.tracking import client
     from tests.support.s3server import free_port
 
-    t0 = time.monotonic()
+    probes: list[tuple[str, float]] = []
+    real = urllib.request.urlopen
+
+    def probe(url, timeout):  # noqa: ANN001, ANN202
+        probes.append((url, timeout))
+        return real(url, timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", probe)
+    port = free_port()
     with pytest.raises(DataError, match="is unreachable"):
-        get_client(f"http://127.0.0.1:{free_port()}")
-    assert time.monotonic() - t0 < 10
+        get_client(f"http://127.0.0.1:{port}")
+    assert probes == [(f"http://127.0.0.1:{port}/health", client._HEALTH_TIMEOUT_S)]
+    assert client._HEALTH_TIMEOUT_S <= 5 and fake_clock.sleeps == []
 
 
 @pytest.mark.integration
@@ -170,6 +202,10 @@ def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkey
     from avspot.search.tracking.runs import start_search_run
     from avspot.search.tracking.trial import TrialRun
     from tests.support import testing as F
+    from tests.support.clock import RecordingClock, install
+
+    clock = RecordingClock()  # real time, each wait recorded
+    install(monkeypatch, clock)
 
     server = kit.MlflowServer(tmp_path / "mlflow").start()
     try:
@@ -182,10 +218,12 @@ def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkey
             cb.log_epoch(int(row["epoch"]), dict(row))
         server.stop()
         t_down = time.monotonic()
+        waits_before = len(clock.sleeps)
         for row in history[2:]:  # buffered: the trainer keeps going
             log_metrics(cb.client, cb.run_id, row, step=int(row["epoch"]))
-        assert time.monotonic() - t_down < 10
+        assert clock.sleeps[waits_before:] == []  # nothing waited before the flush
         buffered = outbox(cb.client).entries
+        assert buffered > 0
         waited: dict[str, float] = {}
 
         def flush() -> None:
@@ -198,6 +236,8 @@ def test_a_real_server_stopped_for_30s_loses_nothing(kit, tmp_path: Path, monkey
         time.sleep(max(0.0, 30 - (time.monotonic() - t_down)))
         server.start()
         flusher.join(timeout=300)
+        assert not flusher.is_alive()
+        assert clock.sleeps[waits_before:], "the flush did not wait for the server"
         down_s = time.monotonic() - t_down
         cb.close("FINISHED")
         client = get_client()

@@ -60,7 +60,8 @@ def _keys(uri: str, endpoint: str) -> list[str]:
 
 
 class _NodeLoss(threading.Thread):
-    """Removes a worker node as soon as one of its trials has logged an epoch."""
+    """Removes a worker node as soon as one of its trials has logged an epoch and the driver
+    holds that trial's checkpoint (``checkpoint_saved``, from Tune's ``on_checkpoint``)."""
 
     def __init__(self, cluster, workers: dict, tracking: str) -> None:
         super().__init__(daemon=True)
@@ -68,6 +69,13 @@ class _NodeLoss(threading.Thread):
         self.removed: tuple[str, str] | None = None  # (node id, trial id)
         self.before: dict[str, tuple[str | None, int]] = {}
         self.stop = threading.Event()
+        self.checkpointed: set[str] = set()  # trials whose checkpoint the driver registered
+        self.saved = threading.Condition()
+
+    def checkpoint_saved(self, trial_id: str) -> None:
+        with self.saved:
+            self.checkpointed.add(trial_id)
+            self.saved.notify_all()
 
     def run(self) -> None:
         from mlflow import MlflowClient
@@ -87,7 +95,12 @@ class _NodeLoss(threading.Thread):
                     and r.info.status == "RUNNING"
                     and "val_map" in r.data.metrics
                 ):
-                    time.sleep(1.0)  # the epoch's checkpoint follows its metrics
+                    trial_id = r.data.tags[TAG_TRIAL_ID]
+                    with self.saved:  # the epoch's checkpoint follows its metrics
+                        self.saved.wait_for(  # a timeout only as a safety net
+                            lambda t=trial_id: t in self.checkpointed or self.stop.is_set(),
+                            timeout=300,
+                        )
                     self.before = {  # trial -> (node, epochs logged) when the node goes
                         x.data.tags[TAG_TRIAL_ID]: (
                             x.data.tags.get(TAG_NODE_ID),
@@ -120,6 +133,13 @@ def test_search_on_a_multi_node_cluster_survives_a_node_loss(s3, mlflow_on_s3, m
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     loss = _NodeLoss(cluster, {w.node_id: w for w in workers}, tracking)
+    from avspot.search.tuning.callbacks import ProgressCallback
+
+    monkeypatch.setattr(  # the driver's word that a checkpoint is registered, not a guess in time
+        ProgressCallback,
+        "on_checkpoint",
+        lambda self, trial, **_: loss.checkpoint_saved(trial.trial_id),
+    )
     try:
         loss.start()
         result = run_search(
@@ -145,6 +165,7 @@ def test_search_on_a_multi_node_cluster_survives_a_node_loss(s3, mlflow_on_s3, m
 
     assert loss.removed is not None, "no trial reached a worker node's first epoch"
     lost_node, lost_trial = loss.removed
+    assert lost_trial in loss.checkpointed  # the node went after the driver held a checkpoint
     assert result.trials == 3 and not any(r["error"] for r in result.rows)
     for row in result.rows:  # the leaderboard reads each trial's last report: all finished
         assert row["finished"] and row["epochs"] == MAX_EPOCHS, row

@@ -39,10 +39,14 @@ def test_prefetch_close_stops_a_blocked_producer():
             i += 1
 
     pf = _Prefetch(2, endless(), depth=2)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60  # a safety net only: the producer blocks within moments
+    while not (pf._queue.full() and len(produced) == 3) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # bounded by the queue, not the source: two items queued, the third waiting to be put
+    assert pf._queue.full() and produced == [0, 1, 2]
     pf.close()
     assert not pf._thread.is_alive()
-    assert len(produced) <= 4  # bounded by the queue, not the source
+    assert len(produced) <= 4  # closing frees the queue: at most one more item
 
 
 class _Group:
