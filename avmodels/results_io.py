@@ -34,6 +34,7 @@ from avspot.avmodels.halfspots import (
 from avspot.datasets.atomic import write_json_atomic
 from avspot.datasets.errors import DataError
 from avspot.datasets.labels import (
+    HALVES,
     LABEL_SETS,
     V1,
     VISIBILITIES,
@@ -135,12 +136,7 @@ def parse_predictions(
         )
     except (KeyError, TypeError, ValueError, OverflowError):
         half, position, label, confidence = _parse_slow(preds, source, ls)
-        out = Predictions(
-            np.asarray(half, dtype=np.int64),
-            np.asarray(position, dtype=np.int64),
-            np.asarray(label, dtype=np.int64),
-            np.asarray(confidence, dtype=np.float64),
-        )
+        out = Predictions(*_columns(half, position, label, confidence))
     _check_columns(out.half, out.position_ms, source, "prediction")
     return out
 
@@ -168,6 +164,13 @@ def _parse_slow(preds: list, source: str, ls: LabelSet) -> tuple[list, list, lis
         except (TypeError, ValueError):
             raise DataError(f"{where}: confidence {p['confidence']!r} is not a number") from None
     return half, position, label, confidence
+
+
+def _columns(half: Any, position: Any, label: Any, value: Any) -> tuple[np.ndarray, ...]:
+    """The four columns of predictions or labels: int64 half, position (ms), class; float64
+    confidence or target value."""
+    ints = (np.asarray(c, dtype=np.int64) for c in (half, position, label))
+    return (*ints, np.asarray(value, dtype=np.float64))
 
 
 def _to_int(value: Any, where: str, key: str) -> int:
@@ -249,12 +252,7 @@ def parse_labels(content: Any, source: str = "<labels>", label_set: LabelSet | s
             position.append(1000 * seconds)
         label.append(index[ls.class_of(a["label"])])
         value.append(-1.0 if visibility == "not shown" else 1.0)
-    out = Labels(
-        np.asarray(half, dtype=np.int64),
-        np.asarray(position, dtype=np.int64),
-        np.asarray(label, dtype=np.int64),
-        np.asarray(value, dtype=np.float64),
-    )
+    out = Labels(*_columns(half, position, label, value))
     _check_columns(out.half, out.position_ms, source, "annotation")
     return out
 
@@ -329,40 +327,35 @@ def write_predictions(
 # ---- dense vectors (the official evaluator's form; tests compare against it) -----------------
 
 
-def spotting_dict_to_dense(
-    spots: Mapping,
+def dict_to_dense(
+    content: Mapping,
+    kind: str,
     framerate: float = FRAMERATE,
     n_frames: int | None = None,
     label_set: LabelSet | str = V1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, C) detection halves from a `results_spotting.json` dict (official rules)."""
+    """Two (N, C) halves from a ``results_spotting.json`` dict (``kind="predictions"``:
+    detections, the official ``predictions2vector``) or a labels dict (``kind="labels"``:
+    targets, the official ``label2vector``), by the official rules."""
     ls = _label_set(label_set)
     n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_predictions(spots, source="<predictions>", label_set=ls)
-    frames = position_to_frame(parsed.position_ms, framerate)
-    out = []
-    for half in (1, 2):
-        sel = parsed.half == half
-        dets = zip(frames[sel], parsed.label[sel], parsed.confidence[sel], strict=True)
-        out.append(detections_to_dense(dets, n, ls.num_classes))
-    return out[0], out[1]
+    if kind == "predictions":
+        p = parse_predictions(content, source="<predictions>", label_set=ls)
+        columns = (position_to_frame(p.position_ms, framerate), p.label, p.confidence)
+        return _per_half(p.half, columns, detections_to_dense, n, ls)
+    if kind != "labels":
+        raise ValueError(f"kind {kind!r}: expected 'predictions' or 'labels'")
+    lab = parse_labels(content, source="<labels>", label_set=ls)
+    columns = (lab.frames(framerate), lab.label, lab.values().astype(np.int64))
+    return _per_half(lab.half, columns, events_to_dense, n, ls)
 
 
-def labels_dict_to_dense(
-    labels: Mapping,
-    framerate: float = FRAMERATE,
-    n_frames: int | None = None,
-    label_set: LabelSet | str = V1,
+def _per_half(
+    halves: np.ndarray, columns: tuple[np.ndarray, ...], dense: Any, n: int, ls: LabelSet
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two (N, C) target halves from a labels dict (official `label2vector` rules)."""
-    ls = _label_set(label_set)
-    n = official_half_frames(framerate) if n_frames is None else n_frames
-    parsed = parse_labels(labels, source="<labels>", label_set=ls)
-    frames = parsed.frames(framerate)
-    values = parsed.values().astype(np.int64)
+    """The two halves' dense (N, C) vectors: ``dense(rows, n, C)`` of each half's rows."""
     out = []
-    for half in (1, 2):
-        sel = parsed.half == half
-        rows = zip(frames[sel], parsed.label[sel], values[sel], strict=True)
-        out.append(events_to_dense(rows, n, ls.num_classes))
+    for half in HALVES:
+        sel = halves == half
+        out.append(dense(zip(*(c[sel] for c in columns), strict=True), n, ls.num_classes))
     return out[0], out[1]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avspot.datasets.errors import DataError
+
 # Splits in storage order. ``challenge`` (SoccerNet's 50 challenge games) has no labels: its
 # halves carry no events and are never scored (``LABELLED_SPLITS`` are the ones with labels).
 SPLITS: tuple[str, ...] = ("train", "valid", "test", "challenge")
@@ -14,6 +16,15 @@ UNLABELLED_SPLITS: tuple[str, ...] = ("challenge",)
 # Feature dtypes a table may store (``--dtype``); float16 halves come back as float16 arrays.
 FEATURE_DTYPES: tuple[str, ...] = ("float32", "float16")
 DEFAULT_DTYPE = "float32"
+
+
+def check_dtype(dtype: str) -> str:
+    """``dtype`` when a table may store it; DataError naming the field otherwise."""
+    if dtype not in FEATURE_DTYPES:
+        raise DataError(
+            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
+        )
+    return dtype
 
 
 @dataclass

@@ -164,12 +164,16 @@ LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (V1, V2)}
 DEFAULT_LABEL_SET = "v1"
 
 
-def get_label_set(name: str) -> LabelSet:
-    """A label set by name; an unknown name fails with the valid ones."""
+def get_label_set(name: str, field: str | None = None) -> LabelSet:
+    """A label set by name; an unknown name fails with the valid ones (naming ``field``, the
+    parameter it came from, when given)."""
     try:
         return LABEL_SETS[name]
-    except KeyError:
-        raise DataError(f"label set {name!r}: unknown; valid: {', '.join(LABEL_SETS)}") from None
+    except (KeyError, TypeError):
+        raise DataError(
+            f"{field or 'label set'} {name!r}: expected one of {', '.join(LABEL_SETS)}",
+            field=field,
+        ) from None
 
 
 # v1 names kept for the modules that still speak only v1 (being moved onto label sets).

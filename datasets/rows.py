@@ -26,11 +26,11 @@ import pyarrow as pa
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import (
     DEFAULT_DTYPE,
-    FEATURE_DTYPES,
     SPLITS,
     UNLABELLED_SPLITS,
     Event,
     Half,
+    check_dtype,
 )
 from avspot.datasets.labels import DEFAULT_LABEL_SET, HALVES, VISIBILITIES, LabelSet, get_label_set
 
@@ -151,10 +151,7 @@ def half_to_table(h: Half, dtype: str | None = None, label_set: LabelSet | None 
     ``dtype`` (default: float16 when the half's video is float16, else float32)."""
     check_half(h, label_set)
     dtype = dtype or dtype_of(h.video)
-    if dtype not in FEATURE_DTYPES:
-        raise DataError(
-            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
-        )
+    check_dtype(dtype)
     where = f"game {h.game!r} half {h.half}"
     video = as_stored(h.video, dtype, where, "video")
     events = pa.array(
@@ -269,10 +266,7 @@ def half_from_row(row: Mapping[str, Any], dtype: str | None = None) -> Half:
     video = _as_matrix(row["video"])
     audio = _as_matrix(row["audio"]) if "audio" in row else _no_audio(video.shape[0], video)
     if dtype is not None:
-        if dtype not in FEATURE_DTYPES:
-            raise DataError(
-                f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
-            )
+        check_dtype(dtype)
         video, audio = video.astype(dtype, copy=False), audio.astype(dtype, copy=False)
     if audio.shape[0] != video.shape[0] and audio.size == 0:
         audio = _no_audio(video.shape[0], video)

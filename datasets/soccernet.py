@@ -30,20 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from avspot.datasets import halves as H
 from avspot.datasets.errors import DataError, one_line
-from avspot.datasets.halves import (
-    DEFAULT_DTYPE,
-    FEATURE_DTYPES,
-    SPLITS,
-    UNLABELLED_SPLITS,
-    Event,
-    Half,
-)
+from avspot.datasets.halves import SPLITS, Event, Half
 from avspot.datasets.labels import (
     DEFAULT_LABEL_SET,
     FPS,
     HALVES,
-    LABEL_SETS,
     VISIBILITIES,
     LabelSet,
     get_label_set,
@@ -183,7 +176,7 @@ def _position_ms(a: dict[str, Any], seconds: int) -> int:
 
 def _read_labels(g: _Game, ls: LabelSet, fps: float) -> list[_Label]:
     """The annotations of a game's label file (none for an unlabelled split: challenge)."""
-    if g.split in UNLABELLED_SPLITS:
+    if g.split in H.UNLABELLED_SPLITS:
         return []
     name = ls.labels_file
     path = os.path.join(g.path, name)
@@ -331,7 +324,7 @@ def ingest(
     splits: str = "official",
     max_length_diff: int = 5,
     fps: float = FPS,
-    dtype: str = DEFAULT_DTYPE,
+    dtype: str = H.DEFAULT_DTYPE,
     overwrite: bool = False,
     endpoint: str | None = None,
     progress: bool = False,
@@ -343,15 +336,8 @@ def ingest(
     rate (SoccerNet 2, some Baidu releases 1); ``dtype`` the stored feature type (float32 or
     float16). ``progress`` shows a bar of halves written on stderr (when it is a terminal).
     """
-    if labels not in LABEL_SETS:
-        raise DataError(
-            f"labels {labels!r}: expected one of {', '.join(LABEL_SETS)}", field="labels"
-        )
-    ls = get_label_set(labels)
-    if dtype not in FEATURE_DTYPES:
-        raise DataError(
-            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
-        )
+    ls = get_label_set(labels, field="labels")
+    H.check_dtype(dtype)
     if not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
         raise DataError(f"fps {fps!r}: must be a positive number of frames per second", field="fps")
     audio = None if audio_features is None or audio_features.lower() == NO_AUDIO else audio_features

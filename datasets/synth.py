@@ -51,8 +51,8 @@ from avspot.datasets.broadcast import (  # noqa: F401 - LEAGUES, DIM: part of th
     _u,
 )
 from avspot.datasets.errors import DataError
-from avspot.datasets.halves import DEFAULT_DTYPE, FEATURE_DTYPES, SPLITS, Event, Half
-from avspot.datasets.labels import FPS, LABEL_SETS, label_to_class
+from avspot.datasets.halves import DEFAULT_DTYPE, SPLITS, Event, Half, check_dtype
+from avspot.datasets.labels import FPS, get_label_set, label_to_class
 from avspot.datasets.manifest import Manifest
 from avspot.datasets.progress import progress as bar
 from avspot.datasets.synth_v2 import synth_game_v2
@@ -140,10 +140,7 @@ def synth_games(
     ``labels`` v1 (3 classes, this module) or v2 (17 classes, ``datasets/synth_v2.py``).
     Arguments are checked now (DataError), not at the first ``next``.
     """
-    if labels not in LABEL_SETS:
-        raise DataError(
-            f"labels {labels!r}: expected one of {', '.join(LABEL_SETS)}", field="labels"
-        )
+    get_label_set(labels, field="labels")
     if isinstance(games, bool) or not isinstance(games, int) or games < 1:
         raise DataError(f"games {games!r}: must be a positive integer", field="games")
     if not isinstance(half_minutes, int | float) or not 0 < half_minutes <= 90:
@@ -189,10 +186,7 @@ def synthesize(
     """Write ``games`` synthetic games (label set ``labels``: v1 or v2) to a feature table at
     ``out`` stored as ``dtype`` (atomic, a bar of halves on stderr with ``progress``); return
     its manifest. A v1 float32 table is the same (same fingerprint) as before label sets."""
-    if dtype not in FEATURE_DTYPES:
-        raise DataError(
-            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
-        )
+    check_dtype(dtype)
     halves = synth_games(games, seed, half_minutes, labels)
     generator = "avspot.datasets.synth" if labels == "v1" else "avspot.datasets.synth_v2"
     return write_table(

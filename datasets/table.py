@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from avspot.datasets.checksums import HashingSink
 from avspot.datasets.errors import DataError
-from avspot.datasets.halves import DEFAULT_DTYPE, FEATURE_DTYPES, SPLITS, Half
+from avspot.datasets.halves import DEFAULT_DTYPE, SPLITS, Half, check_dtype
 from avspot.datasets.labels import get_label_set
 from avspot.datasets.manifest import (
     MANIFEST_NAME,
@@ -201,10 +201,7 @@ def write_table(
     naming the game and half). Refuses an existing table unless ``overwrite``. On any failure
     nothing readable is left.
     """
-    if dtype not in FEATURE_DTYPES:
-        raise DataError(
-            f"dtype {dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}", field="dtype"
-        )
+    check_dtype(dtype)
     fs, root = resolve(uri, endpoint)
     with storage_errors(uri, "write"):
         staging = _Staging(fs, root, uri, overwrite)

@@ -162,12 +162,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from avspot.avmodels.evaluate import format_result
 
     result = run_evaluate(
-        args.labels,
-        args.predictions,
-        args.metric,
-        args.split,
-        args.endpoint_url,
-        _progress(args),
+        labels=args.labels,
+        predictions=args.predictions,
+        metric=args.metric,
+        split=args.split,
+        endpoint=args.endpoint_url,
+        progress=_progress(args),
         label_set=args.label_set,
     )
     print(json.dumps(result) if args.json else format_result(result))

@@ -12,6 +12,7 @@ Optuna draws through pyplot and sets its ggplot style: each figure is drawn insi
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -90,7 +91,11 @@ def _titled(text: str) -> Callable[[Axes], None]:
     return lambda ax: _title(ax, text)
 
 
-def param_importances(
+PARAMS_FIGURES = ("importance", "parallel")  # the figures drawn over the searched params
+
+
+def params_figure(
+    kind: str,
     study: optuna.Study,
     params: Sequence[str],
     path: Path,
@@ -99,43 +104,32 @@ def param_importances(
     title: str,
     target_name: str,
 ) -> Figure:
-    """Optuna's importance bars: fANOVA (seed 0, the evaluator ``reporting.study`` reports)
-    over the study's COMPLETE trials and ``params``."""
+    """A figure of ``params`` over the study's COMPLETE trials, drawn by Optuna: ``importance``,
+    the fANOVA importance bars (seed 0, the evaluator ``reporting.study`` reports), or
+    ``parallel``, parallel coordinates coloured by value (a conditional parameter a trial lacks:
+    its ``None`` tick)."""
     import optuna
-    from optuna.visualization.matplotlib import plot_param_importances
+    from optuna.visualization.matplotlib import plot_parallel_coordinate, plot_param_importances
 
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    return _draw(
-        lambda: plot_param_importances(
-            study, evaluator=evaluator, params=list(params), target_name=target_name
-        ),
-        path,
-        source=source,
-        size=(7.0, 1.6 + 0.45 * max(1, len(params))),
-        finish=_titled(title),
-    )
+    names = list(params)
+    if kind == "importance":
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
 
+        def plot() -> Any:
+            return plot_param_importances(
+                study, evaluator=evaluator, params=names, target_name=target_name
+            )
 
-def parallel_coordinates(
-    study: optuna.Study,
-    params: Sequence[str],
-    path: Path,
-    *,
-    source: str | None,
-    title: str,
-    target_name: str,
-) -> Figure:
-    """Optuna's parallel coordinates of ``params`` over the study's COMPLETE trials, coloured by
-    their value (a conditional parameter a trial lacks: its ``None`` tick)."""
-    from optuna.visualization.matplotlib import plot_parallel_coordinate
+        size = (7.0, 1.6 + 0.45 * max(1, len(names)))
+    elif kind == "parallel":
 
-    return _draw(
-        lambda: plot_parallel_coordinate(study, params=list(params), target_name=target_name),
-        path,
-        source=source,
-        size=(max(7.0, 1.3 * (len(params) + 1) + 2.0), 4.8),
-        finish=_titled(title),
-    )
+        def plot() -> Any:
+            return plot_parallel_coordinate(study, params=names, target_name=target_name)
+
+        size = (max(7.0, 1.3 * (len(names) + 1) + 2.0), 4.8)
+    else:
+        raise ValueError(f"kind {kind!r}: expected one of {', '.join(PARAMS_FIGURES)}")
+    return _draw(plot, path, source=source, size=size, finish=_titled(title))
 
 
 def intermediate_values(
@@ -264,6 +258,17 @@ def search_figures(
     usable = [s for s in scored if s.state != "failed" and not math.isnan(s.score)]
     params = searched_params(usable)
     best = f"best {monitor}"
+
+    def draw(name: str, stem: str, figure: Any, *args: Any, stopped: bool, **kw: Any) -> None:
+        """One figure: ``figure(study, *args, path, ...)`` filed under ``name``."""
+        path = fig_dir / f"{tag}{stem}.png"
+        study = build_study(usable, params, include_stopped=stopped)
+        figure(study, *args, path, source=source, **kw)
+        out[name] = path.name
+
+    importances = functools.partial(params_figure, "importance")
+    coordinates = functools.partial(params_figure, "parallel")
+
     if importance is not None:
         fanova = [p for p in importance["params"] if p not in importance["conditional"]]
         counts = importance["counts"]
@@ -273,38 +278,17 @@ def search_figures(
             include = key.endswith("all trials")
             n = counts[STATUS_COMPLETED] + (counts[STATUS_STOPPED] if include else 0)
             what = "stopped ones at their best value" if include else "stopped ones PRUNED"
-            path = fig_dir / f"{tag}{stem}.png"
-            param_importances(
-                build_study(usable, params, include_stopped=include),
-                fanova,
-                path,
-                source=source,
-                title=f"{key}: {n} trials ({what})",
-                target_name=best,
-            )
-            out[title] = path.name
+            title_n = f"{key}: {n} trials ({what})"
+            draw(title, stem, importances, fanova, stopped=include, title=title_n,
+                 target_name=best)  # fmt: skip
     if usable and params:
-        path = fig_dir / f"{tag}parallel_coordinates.png"
-        parallel_coordinates(
-            build_study(usable, params, include_stopped=True),
-            params,
-            path,
-            source=source,
-            title=f"{len(usable)} trials (stopped early by ASHA: at their best value)",
-            target_name=best,
-        )
-        out[PARALLEL_TITLE] = path.name
+        draw(PARALLEL_TITLE, "parallel_coordinates", coordinates, params, stopped=True,
+             title=f"{len(usable)} trials (stopped early by ASHA: at their best value)",
+             target_name=best)  # fmt: skip
     if any(s.curve for s in usable):
-        path = fig_dir / f"{tag}intermediate_values.png"
-        intermediate_values(
-            build_study(usable, params, include_stopped=False),
-            path,
-            source=source,
-            metric=monitor,
-            title="validation per epoch (shorter: stopped early by ASHA, PRUNED)",
-            max_epochs=max_epochs,
-        )
-        out[INTERMEDIATE_TITLE] = path.name
+        draw(INTERMEDIATE_TITLE, "intermediate_values", intermediate_values, stopped=False,
+             metric=monitor, max_epochs=max_epochs,
+             title="validation per epoch (shorter: stopped early by ASHA, PRUNED)")  # fmt: skip
     front = pareto(scored)
     for key, label in PARETO_COSTS:
         if not front[key]:

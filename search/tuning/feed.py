@@ -24,6 +24,7 @@ where threads in the trial took 4.7 s (2 CPUs, both held by trials).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -69,15 +70,10 @@ class FeedChoice:
     table_bytes_read: int = 0  # bytes this trial read from the table's storage
 
     def params(self) -> dict[str, Any]:
-        return {
-            "feed": self.kind,
-            "feed_reason": self.reason,
-            "feed_split_bytes": self.split_bytes,
-            "feed_budget_bytes": self.budget_bytes,
-            "feed_on_device": self.on_device,
-            "feed_node_share": "filled" if self.filled else "shared",
-            "feed_table_bytes_read": self.table_bytes_read,
-        }
+        """``feed`` (the kind) and ``feed_<field>`` for the rest."""
+        out = {f"feed_{k}": v for k, v in dataclasses.asdict(self).items()}
+        out["feed"] = out.pop("feed_kind")
+        return out
 
 
 def memory_budget() -> int:

@@ -492,8 +492,8 @@ def test_dense_conversions_match_official(seed):
     ref_p = official.predictions2vector(
         preds, num_classes=3, version=1, EVENT_DICTIONARY=EVENT_DICTIONARY_V1
     )
-    ours_l = results_io.labels_dict_to_dense(labels)
-    ours_p = results_io.spotting_dict_to_dense(preds)
+    ours_l = results_io.dict_to_dense(labels, "labels")
+    ours_p = results_io.dict_to_dense(preds, "predictions")
     for a, b in zip(ours_l + ours_p, ref_l + ref_p, strict=True):
         assert a.shape == b.shape == (14400, 3)
         np.testing.assert_array_equal(a, b)
@@ -545,8 +545,8 @@ def test_dense_conversions_match_official_v2(seed):
     ref_p = official.predictions2vector(
         preds, num_classes=17, version=2, EVENT_DICTIONARY=EVENT_DICTIONARY_V2
     )
-    ours_l = results_io.labels_dict_to_dense(labels, label_set=V2)
-    ours_p = results_io.spotting_dict_to_dense(preds, label_set=V2)
+    ours_l = results_io.dict_to_dense(labels, "labels", label_set=V2)
+    ours_p = results_io.dict_to_dense(preds, "predictions", label_set=V2)
     for a, b in zip(ours_l + ours_p, ref_l + ref_p, strict=True):
         assert a.shape == b.shape == (14400, 17)
         np.testing.assert_array_equal(a, b)

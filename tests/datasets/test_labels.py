@@ -72,7 +72,7 @@ def test_label_sets_match_the_official_dictionaries() -> None:
 def test_unknown_label_set_and_v2_label() -> None:
     from avspot.datasets.labels import V2, get_label_set
 
-    with pytest.raises(DataError, match="valid: v1, v2"):
+    with pytest.raises(DataError, match="expected one of v1, v2"):
         get_label_set("v3")
     with pytest.raises(DataError, match="unknown label 'soccer-ball'"):
         V2.class_of("soccer-ball")

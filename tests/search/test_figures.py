@@ -86,7 +86,8 @@ def test_importance_bars_are_the_importances_the_report_gives(tmp_path: Path) ->
     fanova = [p for p in params if p not in imp["conditional"]]
     for include, key in ((True, "fANOVA, all trials"), (False, "fANOVA, completed only")):
         path = tmp_path / f"imp_{include}.png"
-        fig = figures.param_importances(
+        fig = figures.params_figure(
+            "importance",
             study.build_study(usable, params, include_stopped=include),
             fanova,
             path,
@@ -127,7 +128,8 @@ def test_parallel_coordinates_draw_one_line_per_trial(tmp_path: Path) -> None:
     usable = _usable(_scored())
     params = study.searched_params(usable)
     assert params == ["fusion", "pooling", "clusters", "lr"]
-    fig = figures.parallel_coordinates(
+    fig = figures.params_figure(
+        "parallel",
         study.build_study(usable, params, include_stopped=True),
         params,
         tmp_path / "pc.png",

@@ -27,11 +27,11 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    import pyarrow.fs as pafs
+
+    from avspot.datasets.checksums import file_sha256
+
+    return file_sha256(pafs.LocalFileSystem(), str(path))[0]
 
 
 @pytest.fixture()
