@@ -131,13 +131,11 @@ class ChunkBatches:
         """Gather the samples ``indices`` (B,) into one batch (numpy, or tensors on the
         device)."""
         indices = np.asarray(indices, dtype=np.int64)
-        rows = self.frame_index(indices)  # (B, W)
         if self.device is None:
-            return Batch(
-                video=self.video[rows],  # (B, W, Dv), a new array
-                audio=self.audio[rows],  # (B, W, Da)
-                targets=self.targets[indices].copy(),  # (B, C + 1)
-            )
+            out = self.empty(len(indices))  # video (B, W, Dv), audio (B, W, Da), targets (B, C+1)
+            self.batch_into(indices, out)
+            return out
+        rows = self.frame_index(indices)  # (B, W)
         import torch
 
         rows_t = torch.from_numpy(rows).to(self.device, non_blocking=True)
@@ -147,6 +145,41 @@ class ChunkBatches:
             audio=self.audio[rows_t],  # (B, W, Da)
             targets=self._targets_t[idx_t],  # (B, C + 1)
         )
+
+    def empty(self, n: int) -> Batch:
+        """An uninitialised batch of ``n`` samples (numpy, or tensors on the device)."""
+        w = self.window_frames
+        shapes = {
+            "video": ((n, w, self.video.shape[1]), self.video.dtype),
+            "audio": ((n, w, self.audio.shape[1]), self.audio.dtype),
+            "targets": ((n, self.targets.shape[1]), self.targets.dtype),
+        }
+        if self.device is None:
+            return Batch(**{k: np.empty(s, d) for k, (s, d) in shapes.items()})  # type: ignore[misc]
+        import torch
+
+        targets_dtype = self._targets_t.dtype
+        return Batch(
+            video=torch.empty(shapes["video"][0], dtype=self.video.dtype, device=self.device),
+            audio=torch.empty(shapes["audio"][0], dtype=self.audio.dtype, device=self.device),
+            targets=torch.empty(shapes["targets"][0], dtype=targets_dtype, device=self.device),
+        )
+
+    def batch_into(self, indices: np.ndarray, out: Batch, at: int = 0) -> None:
+        """Gather the samples ``indices`` into rows ``at`` .. of ``out`` (no further copy)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        n = len(indices)
+        if self.device is not None:
+            part = self.batch(indices)
+            for k in ("video", "audio", "targets"):
+                out[k][at : at + n] = part[k]  # type: ignore[literal-required]
+            return
+        rows = self.frame_index(indices)  # (n, W)
+        # mode="clip": with the default "raise" numpy buffers ``out`` (a second copy); the
+        # indices are in range by construction
+        np.take(self.video, rows, axis=0, out=out["video"][at : at + n], mode="clip")
+        np.take(self.audio, rows, axis=0, out=out["audio"][at : at + n], mode="clip")
+        np.take(self.targets, indices, axis=0, out=out["targets"][at : at + n], mode="clip")
 
     def __call__(self, epoch: int = 1) -> Iterator[Batch]:
         order = self.order(epoch)

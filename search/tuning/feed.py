@@ -213,24 +213,35 @@ class _Group:
         assert self.batches is not None
         return self.batches.batch(idx)
 
+    def empty(self, n: int) -> Batch:
+        assert self.batches is not None
+        return self.batches.empty(n)
+
+    def batch_into(self, idx: np.ndarray, out: Batch, at: int) -> None:
+        assert self.batches is not None
+        self.batches.batch_into(idx, out, at)
+
     def close(self) -> None:
         self.batches = None  # its views of the mapping go first
-        self.block.close()
+        # Unmapping a block's populated pages takes ~a tenth of its batching: off this thread.
+        threading.Thread(target=self.block.close, name="avspot-unmap", daemon=True).start()
 
 
 def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
-    """Batches of every group in turn; a group's remainder tops up the next group's first
-    batch, and the epoch's last remainder is yielded unless it is a single sample."""
+    """Batches of every group in turn; a group's remainder is gathered into a full-size batch
+    that the next group's first windows complete (no copy beyond the gathers); the epoch's last
+    remainder is yielded unless it is a single sample."""
     carry: Batch | None = None
+    filled = 0
     for group in groups:
         try:
             order = group.order(epoch)
             lo = 0
             if carry is not None:
-                need = batch_size - len(carry["targets"])
-                carry = _concat(carry, group.batch(order[:need]))
-                lo = min(need, len(order))
-                if len(carry["targets"]) < batch_size:
+                lo = min(batch_size - filled, len(order))
+                group.batch_into(order[:lo], carry, filled)
+                filled += lo
+                if filled < batch_size:
                     continue
                 yield carry
                 carry = None
@@ -239,21 +250,14 @@ def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
                 if len(idx) == batch_size:
                     yield group.batch(idx)
                 else:
-                    carry = group.batch(idx)
+                    carry, filled = group.empty(batch_size), len(idx)
+                    group.batch_into(idx, carry, 0)
         finally:
             close = getattr(group, "close", None)
             if close is not None:
                 close()
-    if carry is not None and len(carry["targets"]) > 1:
-        yield carry
-
-
-def _concat(a: Batch, b: Batch) -> Batch:
-    if isinstance(a["targets"], np.ndarray):
-        return Batch(**{k: np.concatenate([a[k], b[k]]) for k in a})  # type: ignore[misc]
-    import torch
-
-    return Batch(**{k: torch.cat([a[k], b[k]]) for k in a})  # type: ignore[misc]
+    if carry is not None and filled > 1:
+        yield Batch(**{k: v[:filled] for k, v in carry.items()})  # type: ignore[misc]
 
 
 class _End:
