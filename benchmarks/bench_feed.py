@@ -11,8 +11,11 @@ consuming the batches), each in a fresh process, as a trial runs:
 - ``MemoryFeed`` (the split within the feed budget: the node cache's shared map) and
   ``StreamFeed`` (forced: the budget set to a tenth of the split; groups of halves read from the
   node cache, so trial memory stays flat): windows/s per epoch and peak RSS of the process.
-Windows/s are medians over the epochs after the first; ratios are against the loader measured in
-the same run. Prints figures and asserts nothing.
+Windows/s are medians over the epochs after the first; the loader, MemoryFeed and StreamFeed
+processes run in ``--rounds`` interleaved rounds (loader, memory, stream, loader, ...), and a
+feed's share of the loader is the median of its per-round ratios, so that the machine's drift
+between processes cancels (epochs of a 10-game table last ~60 ms). Peak RSS is the largest of the
+rounds. Prints figures and asserts nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ if kind == "loader":
 elif kind == "fill":
     from avspot.datasets.node_cache import ensure_split
     cached, filled = ensure_split(table, m, "train", endpoint=endpoint)
-    out.update(filled=filled, table_bytes_read=cached.fill["table_bytes_read"] if filled else 0)
+    out.update(filled=filled, table_bytes_read=cached.fill["table_bytes_read"] if filled else 0,
+               split_bytes=cached.nbytes)
     feed = None
 else:
     from avspot.search.tuning.feed import train_feed
@@ -96,13 +100,22 @@ def _table(games: int, storage: str, tmp: Path, s3: object | None, minutes: floa
     return uri
 
 
-def measure(table: str, endpoint: str | None, epochs: int, env: dict, cache: Path) -> dict:
+def _rounds(runs: list[dict]) -> dict:
+    """One feed's rounds as one result: per-round steady rates, the largest peak RSS."""
+    out = dict(runs[0])
+    out["round_rates"] = [_steady(r["rates"]) for r in runs]
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return out
+
+
+def measure(
+    table: str, endpoint: str | None, epochs: int, env: dict, cache: Path, rounds: int = 3
+) -> dict:
     """Loader, the two-trial fill, MemoryFeed and forced StreamFeed on one table."""
     from avspot.datasets.manifest import read_manifest
 
     m = read_manifest(table, endpoint)
     env = {**env, "AVSPOT_CACHE_DIR": str(cache)}
-    loader = _child("loader", table, endpoint, epochs, env)
     # two trials of one machine start together: one fills the node cache, the other waits
     w = round(WINDOW_S * FPS)
     procs = [
@@ -115,11 +128,14 @@ def measure(table: str, endpoint: str | None, epochs: int, env: dict, cache: Pat
         for _ in range(2)
     ]
     fills = [json.loads(p.communicate(timeout=3600)[0].strip().splitlines()[-1]) for p in procs]
-    memory = _child("feed", table, endpoint, epochs, env)
-    split = int(memory["split_bytes"])
-    stream = _child(
-        "feed", table, endpoint, epochs, {**env, "AVSPOT_FEED_MEMORY_BYTES": str(split // 10)}
-    )
+    split = int(sum(f["split_bytes"] for f in fills if f["filled"]))
+    forced = {**env, "AVSPOT_FEED_MEMORY_BYTES": str(split // 10)}
+    runs: dict[str, list[dict]] = {"loader": [], "memory": [], "stream": []}
+    for _ in range(rounds):  # interleaved, so the three see the same machine
+        runs["loader"].append(_child("loader", table, endpoint, epochs, env))
+        runs["memory"].append(_child("feed", table, endpoint, epochs, env))
+        runs["stream"].append(_child("feed", table, endpoint, epochs, forced))
+    loader, memory, stream = (_rounds(runs[k]) for k in ("loader", "memory", "stream"))
     train = m.counts["per_split"]["train"]
     return {
         "games": m.counts["games"],
@@ -138,7 +154,8 @@ def measure(table: str, endpoint: str | None, epochs: int, env: dict, cache: Pat
 def report(rows: list[dict], storage: str) -> None:
     print(
         f"\ndata: SYNTHETIC tables (avspot data synth, 45-min halves), storage {storage}; "
-        f"T = {WINDOW_S:g} s, batches of {BATCH}; windows/s median of the epochs after the first"
+        f"T = {WINDOW_S:g} s, batches of {BATCH}; windows/s: median of the epochs after the "
+        "first, median of the rounds; share of the loader: median of the per-round ratios"
     )
     head = (
         "| games | train split (decoded) | feed | windows/s | of the loader | table bytes read "
@@ -147,19 +164,22 @@ def report(rows: list[dict], storage: str) -> None:
     print(head)
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        loader = _steady(r["loader"]["rates"])
+        loader_rounds = r["loader"]["round_rates"]
         read = [f["table_bytes_read"] for f in r["fills"]]
         who = f"{read[0] / 1e6:.0f} MB + {read[1] / 1e6:.0f} MB (split {r['table_bytes'] / 1e6:.0f} MB)"
         fill_s = max(f["ready_s"] for f in r["fills"])
         for name, res in (("in-process loader", r["loader"]), ("MemoryFeed", r["memory"]),
                           ("StreamFeed (budget = split/10)", r["stream"])):  # fmt: skip
-            rate = _steady(res["rates"])
+            rate = statistics.median(res["round_rates"])
+            share = statistics.median(
+                [a / b for a, b in zip(res["round_rates"], loader_rounds, strict=True)]
+            )
             note = who + f", filled in {fill_s:.1f} s" if name == "MemoryFeed" else "-"
             if name == "in-process loader":
                 note = f"{r['table_bytes'] / 1e6:.0f} MB (its own read)"
             print(
                 f"| {r['games']} | {r['split_bytes'] / 1e9:.2f} GB, {r['train_halves']} halves | "
-                f"{name} | {rate:,.0f} | {rate / loader:.2f}x | {note} | "
+                f"{name} | {rate:,.0f} | {share:.2f}x | {note} | "
                 f"{res['peak_rss_mb']:,.0f} |"
             )
 
@@ -170,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--storage", choices=["local", "s3"], default="local")
     ap.add_argument("--half-minutes", type=float, default=45.0)
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the 3 feeds")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args(argv)
     sizes = [int(g) for g in args.games.split(",")]
@@ -190,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             for games in sizes:
                 table = _table(games, args.storage, tmp, s3, args.half_minutes)
                 endpoint = s3.endpoint if s3 is not None else None
-                rows.append(measure(table, endpoint, args.epochs, env, tmp / f"cache-{games}"))
+                cache = tmp / f"cache-{games}"
+                rows.append(measure(table, endpoint, args.epochs, env, cache, args.rounds))
         finally:
             if s3 is not None:
                 s3.stop()

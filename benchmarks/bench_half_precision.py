@@ -7,8 +7,11 @@ Writes the same synthetic games (``avspot data synth --games N --seed S --half-m
 a float32 and a float16 table, then reports each table's bytes on disk (the parts the manifest
 lists), the train split's decoded feature bytes in memory, and the wall time to read the train
 split into memory (``read_halves(uri, "train")``, median of ``--repeats``), plus the largest
-difference between the float16 and float32 features. Prints figures; asserts nothing. The data
-is SYNTHETIC (avspot data synth), not SoccerNet.
+difference between the float16 and float32 features. With ``--train-epochs E`` it also trains
+the same fixed-seed configuration on each table (``avspot train --set max_epochs=E --set seed=0
+--set fusion=before_fc --set clusters=16``, in process) and reports the validation Average-mAP
+of both and their difference. Prints figures; asserts nothing. The data is SYNTHETIC (avspot
+data synth), not SoccerNet.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 
 import numpy as np
 
+from avspot.avmodels.names import VAL_AVERAGE_MAP, VAL_MAP
 from avspot.datasets.synth import synthesize
 from avspot.datasets.table import iter_halves, list_halves, read_halves
 
@@ -43,6 +47,20 @@ def _largest_difference(uri16: str, uri32: str) -> tuple[float, float]:
     return diff, scale
 
 
+# The fixed-seed configuration both tables train (``avspot train --set key=value``).
+TRAIN_SET = {"seed": 0, "fusion": "before_fc", "clusters": 16}
+
+
+def _train(uri: str, epochs: int) -> dict[str, float]:
+    """Best-epoch validation Average-mAP and chunk mAP of the fixed-seed run, and its wall time."""
+    from avspot.search.cli.train import train_from_table
+
+    t0 = time.perf_counter()
+    result = train_from_table(uri, {**TRAIN_SET, "max_epochs": epochs}, log=lambda _line: None)
+    m = result.best_metrics
+    return {"average_map": m[VAL_AVERAGE_MAP], "map": m[VAL_MAP], "s": time.perf_counter() - t0}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--games", type=int, default=20)
@@ -50,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--labels", default="v1", choices=["v1", "v2"])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--train-epochs", type=int, default=0, help="also train on both (0: no)")
     p.add_argument("--workdir", default=None, help="where the two tables go (default: a temp dir)")
     args = p.parse_args(argv)
     work = args.workdir or tempfile.mkdtemp(prefix="avspot-bench-f16-")
@@ -79,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[dt] = (m.bytes, split_bytes, memory[dt], median, writes[dt], m.fingerprint[:12])
         diff, scale = _largest_difference(uris["float16"], uris["float32"])
         halves = len(list_halves(uris["float32"], "train"))
+        trained = {dt: _train(uris[dt], args.train_epochs) for dt in dtypes if args.train_epochs}
         load = os.getloadavg()[0]
     finally:
         if args.workdir is None:
@@ -104,10 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         f"time {r16[3] / r32[3]:.2f}x; largest |float16 - float32| of a video value {diff:.2e} "
         f"(largest |value| {scale:.2f})"
     )
+    if trained:
+        sets = " ".join(f"--set {k}={v}" for k, v in TRAIN_SET.items())
+        print(f"fixed-seed training: avspot train --set max_epochs={args.train_epochs} {sets}")
+        print("| dtype | val Average-mAP | val chunk mAP | wall s |\n|---|---|---|---|")
+        for dt, t in trained.items():
+            print(f"| {dt} | {t['average_map']:.4f} | {t['map']:.4f} | {t['s']:.0f} |")
+        d = trained["float16"]["average_map"] - trained["float32"]["average_map"]
+        print(f"float16 - float32 validation Average-mAP: {d:+.4f} (|difference| {abs(d):.4f})")
     print(
         "reproduce: .venv/bin/python benchmarks/bench_half_precision.py "
         f"--games {args.games} --half-minutes {args.half_minutes:g} --seed {args.seed} "
-        f"--labels {args.labels} --repeats {args.repeats}"
+        f"--labels {args.labels} --repeats {args.repeats} --train-epochs {args.train_epochs}"
     )
     return 0
 

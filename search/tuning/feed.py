@@ -127,8 +127,9 @@ class StreamFeed:
     visits them in a random order, both functions of (seed, epoch); a block is batched by a
     ``ChunkBatches`` shuffled by (seed, epoch, block), on ``device`` when given; a block's last
     windows that do not fill a batch open the next block's first batch. The next block is
-    mapped in a background thread; at the end of an epoch the next epoch's first block is mapped
-    while the trainer validates. Memory: about three blocks, whatever the split's size.
+    mapped in a background thread, which runs on into the next epoch: its first block is mapped
+    while the last one of this epoch is cut and the trainer validates. Memory: about three
+    blocks, whatever the split's size.
     """
 
     def __init__(
@@ -143,7 +144,8 @@ class StreamFeed:
         self.cached, self.spec, self.device, self.max_epochs = cached, spec, device, max_epochs
         per_half = cached.nbytes / max(1, len(cached.halves))
         self.group_halves = max(2, int(group_bytes // max(per_half, 1)))
-        self._next: _Prefetch | None = None
+        self._next: _Prefetch | None = None  # groups read ahead, from epoch ``_next_epoch`` on
+        self._next_epoch = 0
 
     def blocks(self, epoch: int) -> list[tuple[int, int]]:
         """(first half, count) of the epoch's blocks, in the order they are visited."""
@@ -173,29 +175,58 @@ class StreamFeed:
             yield _Group(batches, block)
             del batches, block  # this frame holds no view while the consumer unmaps it
 
+    def _groups_from(self, epoch: int) -> Iterator[Any]:
+        """The groups of ``epoch``, an ``_EpochEnd``, then those of the next epochs (none past
+        ``max_epochs``): one background thread maps the next epoch's first block while the
+        consumer cuts the last block of this one, so back-to-back epochs do not wait for it."""
+        while True:
+            yield from self.groups(epoch)
+            yield _EpochEnd(epoch)
+            epoch += 1
+            if self.max_epochs is not None and epoch > self.max_epochs:
+                return
+
     def __call__(self, epoch: int) -> Iterator[Batch]:
-        pending, self._next = self._next, None
-        if pending is not None and pending.epoch != epoch:
-            pending.close()  # resumed at another epoch than the one read ahead
-            pending = None
-        source = pending if pending is not None else _Prefetch(epoch, self.groups(epoch), 1)
+        if self._next is None or self._next_epoch != epoch:
+            self.close()  # nothing read ahead, or ahead for another epoch (a resumed trial)
+            self._next, self._next_epoch = _Prefetch(epoch, self._groups_from(epoch), 1), epoch
+        source, finished = self._next, False
+
+        def this_epoch() -> Iterator[_Group]:
+            nonlocal finished
+            for item in source:
+                if isinstance(item, _EpochEnd):
+                    finished = True
+                    return
+                yield item
+
         try:
-            yield from _full_batches(source, self.spec.batch_size, epoch)
+            yield from _full_batches(this_epoch(), self.spec.batch_size, epoch)
         finally:
-            source.close()
-        self.start(epoch + 1)
+            ahead = self.max_epochs is None or epoch < self.max_epochs
+            if finished and ahead:
+                self._next_epoch = epoch + 1  # the source runs on into the next epoch
+            else:
+                self.close()  # the last epoch, or left mid-epoch (what is queued is this one's)
 
     def start(self, epoch: int) -> None:
         """Begin mapping ``epoch``'s first blocks in the background (none past max_epochs)."""
         if self.max_epochs is not None and epoch > self.max_epochs:
             return
         self.close()
-        self._next = _Prefetch(epoch, self.groups(epoch), 1)
+        self._next, self._next_epoch = _Prefetch(epoch, self._groups_from(epoch), 1), epoch
 
     def close(self) -> None:
         if self._next is not None:
             self._next.close()
             self._next = None
+
+
+class _EpochEnd:
+    """Marks the end of one epoch's groups in a stream that runs on into the next epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
 
 
 class _Group:
@@ -348,17 +379,15 @@ class TrainFeed:
         try:
             sp = self.spec
             cached, filled = ensure_split(sp.data_uri, self.manifest, "train", endpoint=sp.endpoint)
-            kind, reason, budget = decide(cached.nbytes, memory_budget())
-            on_device = None
-            if self.device is not None and getattr(self.device, "type", "cpu") == "cuda":
+            budget, room = memory_budget(), None
+            cuda = self.device is not None and getattr(self.device, "type", "cpu") == "cuda"
+            if cuda:
                 room = gpu_budget(self.device, self.gpu_share, self.n_params)
-                fits = cached.nbytes <= room if kind == "memory" else True
-                on_device = self.device if fits else None
-                if not fits:
-                    reason += f"; on the host: the card's share left for data is {_gb(room)}"
+            kind, reason, whole_on_card = decide(cached.nbytes, budget, room)
+            on_device = self.device if whole_on_card or (cuda and kind == "stream") else None
             if kind == "memory":
                 self._feed = MemoryFeed(cached, sp, on_device)
-            else:
+            else:  # on a GPU each group goes to the card as it is cut
                 self._feed = StreamFeed(cached, sp, on_device, max_epochs=self.max_epochs)
                 self._feed.start(self._first_epoch)
             read = int(cached.fill.get("table_bytes_read", 0)) if filled else 0
@@ -401,12 +430,19 @@ class TrainFeed:
             self._feed.close()
 
 
-def decide(split_bytes: int, budget: int) -> tuple[str, str, int]:
-    """(memory | stream, why, the budget): a split within the machine's feed budget is held in
-    memory (one copy per machine), a larger one streamed in groups of halves."""
+def decide(split_bytes: int, budget: int, gpu_room: int | None = None) -> tuple[str, str, bool]:
+    """(memory | stream, why, whether the whole split goes on the GPU). A split that fits what
+    the trial's share of its card leaves for data (``gpu_room``; None without a GPU) goes on the
+    card whole, whatever the host's feed budget: the host then holds no copy of its own (only
+    reclaimable page cache while it is copied). Otherwise a split within the machine's feed
+    budget is held in memory (one copy per machine), a larger one streamed in groups of halves."""
+    size = _gb(split_bytes)
+    if gpu_room is not None and split_bytes <= gpu_room:
+        return "memory", f"split {size} <= the card's share left for data {_gb(gpu_room)}", True
+    on_card = "" if gpu_room is None else f"; the card's share left for data is {_gb(gpu_room)}"
     if split_bytes <= budget:
-        return "memory", f"split {_gb(split_bytes)} <= feed budget {_gb(budget)}", budget
-    return "stream", f"split {_gb(split_bytes)} > feed budget {_gb(budget)}", budget
+        return "memory", f"split {size} <= feed budget {_gb(budget)}{on_card}", False
+    return "stream", f"split {size} > feed budget {_gb(budget)}{on_card}", False
 
 
 def check_plan(manifest: Manifest, cache_free_bytes: int, *, cached: bool = False) -> str:
@@ -420,7 +456,7 @@ def check_plan(manifest: Manifest, cache_free_bytes: int, *, cached: bool = Fals
             f"machine) and {_gb(cache_free_bytes)} are free: set AVSPOT_CACHE_DIR to a larger "
             "disk (or use a float16 table: half the bytes)"
         )
-    kind, reason, _ = decide(need, memory_budget())
+    kind, reason, _ = decide(need, memory_budget())  # the GPU share is the trial's to know
     how = "held in memory, one copy per machine" if kind == "memory" else "streamed from disk"
     where = "already on this machine's disk" if cached else "read once per machine"
     return f"feed: {kind} ({reason}; {how}; {where})"

@@ -23,6 +23,7 @@ from avspot.search.tuning.feed import (
     MemoryFeed,
     StreamFeed,
     check_plan,
+    decide,
     memory_budget,
     train_feed,
 )
@@ -203,3 +204,23 @@ def test_device_resident_batches_equal_host_batches(table) -> None:
         for key in ("video", "audio", "targets"):
             np.testing.assert_array_equal(a[key], b[key].numpy())
     assert host.nbytes == dev.nbytes == 2 * 6 * 240 * F.DIM * 4
+
+
+GB = 10**9
+
+
+@pytest.mark.parametrize(
+    ("split", "budget", "room", "kind", "on_card"),
+    [
+        (2 * GB, 4 * GB, None, "memory", False),  # no GPU: the host budget decides
+        (13 * GB, 4 * GB, None, "stream", False),
+        (6 * GB, 4 * GB, 17 * GB, "memory", True),  # fits the card: whole on it, host budget or not
+        (6 * GB, 4 * GB, 4 * GB, "stream", False),  # a half share of the card is too small
+        (2 * GB, 4 * GB, 1 * GB, "memory", False),  # too big for the card, fits the host
+    ],
+)
+def test_a_split_goes_on_the_card_when_it_fits_the_trials_share(split, budget, room, kind, on_card):
+    got_kind, reason, got_on_card = decide(split, budget, room)
+    assert (got_kind, got_on_card) == (kind, on_card)
+    assert f"{split / GB:.2f} GB" in reason
+    assert ("card" in reason) == (room is not None)

@@ -95,3 +95,25 @@ def test_a_resumed_trial_discards_a_read_ahead_of_another_epoch():
     s.start(1)
     assert _firsts(s(5)) == [50, 51, 52]  # restored from a checkpoint at epoch 4
     s.close()
+
+
+def test_one_background_thread_runs_on_from_epoch_to_epoch():
+    s = _Fake(max_epochs=3)
+    for epoch in (1, 2, 3):
+        assert _firsts(s(epoch)) == [10 * epoch + i for i in range(3)]
+    s.close()
+    # epoch 2's and 3's groups came from the thread that epoch 1 started: no wait between epochs
+    assert [e for e, _ in s.started] == [1, 2, 3]
+    assert {name for _, name in s.started} == {"avspot-feed-epoch-1"}
+
+
+def test_an_epoch_left_midway_leaves_nothing_stale_for_the_next():
+    s = _Fake(max_epochs=5)
+    s.spec = FeedSpec("unused", window_frames=4, batch_size=1, seed=0)  # 3 batches per group
+    it = s(1)
+    next(it)
+    it.close()  # the trainer stopped in the middle of epoch 1
+    assert _firsts(s(2)) == [20, 21, 22]
+    # past max_epochs there is no read-ahead, but an epoch asked for is still served
+    assert _firsts(s(7)) == [70, 71, 72]
+    s.close()
