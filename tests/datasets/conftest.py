@@ -17,19 +17,29 @@ def make_half(
     n: int = 50,
     seed: int = 0,
     dim: int = 512,
+    *,
+    video: int | None = None,
+    audio: int | None = None,
+    events: list[Event] | None = None,
+    label_set: str = "v1",
 ) -> Half:
+    """A half of random features (``dim`` wide, or ``video`` / ``audio``) with ``events``
+    (default: a v1 card at frame 3 and a goal on the last frame)."""
     rng = np.random.default_rng(seed)
+    if events is None:
+        events = [
+            Event(3, "card", "y-card", 1500),
+            Event(n - 1, "soccer", "soccer-ball", (n - 1) * 500),
+        ]
     return Half(
         game=game,
         half=half,
         split=split,
         fps=2.0,
-        video=rng.standard_normal((n, dim)).astype(np.float32),
-        audio=rng.standard_normal((n, dim)).astype(np.float32),
-        events=[
-            Event(3, "card", "y-card", 1500),
-            Event(n - 1, "soccer", "soccer-ball", (n - 1) * 500),
-        ],
+        video=rng.standard_normal((n, dim if video is None else video)).astype(np.float32),
+        audio=rng.standard_normal((n, dim if audio is None else audio)).astype(np.float32),
+        events=events,
+        label_set=label_set,
     )
 
 

@@ -15,23 +15,17 @@ from avspot.datasets.manifest import SCHEMA_VERSION, half_digest, read_manifest
 from avspot.datasets.synth import synthesize
 from avspot.datasets.table import iter_halves, read_halves, write_table
 from avspot.datasets.verify import check_table
+from tests.datasets.conftest import make_half
 
 
 def _v2_half(game="l/s/g", half=1, split="train", n=40, seed=0, audio=64, video=96):
-    rng = np.random.default_rng(seed)
-    return Half(
-        game=game,
-        half=half,
-        split=split,
-        fps=2.0,
-        video=rng.standard_normal((n, video)).astype(np.float32),
-        audio=rng.standard_normal((n, audio)).astype(np.float32),
-        events=[
-            Event(3, "Throw-in", "Throw-in", 1700),
-            Event(10, "Goal", "Goal", 5250, "not shown"),
-            Event(n - 1, "Yellow->red card", "Yellow->red card", (n - 1) * 500, "visible"),
-        ],
-        label_set="v2",
+    events = [
+        Event(3, "Throw-in", "Throw-in", 1700),
+        Event(10, "Goal", "Goal", 5250, "not shown"),
+        Event(n - 1, "Yellow->red card", "Yellow->red card", (n - 1) * 500, "visible"),
+    ]
+    return make_half(
+        game, half, split, n, seed, video=video, audio=audio, events=events, label_set="v2"
     )
 
 
