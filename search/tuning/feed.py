@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from avspot.avmodels.data import Batch, ChunkBatches
+from avspot.avmodels.data import Batch, BatchRing, ChunkBatches
 from avspot.datasets.errors import DataError
 from avspot.datasets.manifest import Manifest
 from avspot.datasets.node_cache import CachedSplit, ensure_split, split_nbytes
+from avspot.search.tuning.prefetch import Prefetch
 
 GROUP_BYTES = 128 << 20  # a streamed group of halves (~6 45-min halves in float32)
 MEMORY_ENV = "AVSPOT_FEED_MEMORY_BYTES"
@@ -45,13 +45,20 @@ ACTIVATION_MARGIN = 0.25
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """What a feed batches: the table, window length, batch size, seed."""
+    """What a feed batches: the table, window length, batch size, seed. ``reuse_batches``:
+    host batches are gathered into a ring of two buffers (``BatchRing``), each valid until the
+    next-but-one batch is asked for; the trainer copies the little it keeps."""
 
     data_uri: str
     window_frames: int
     batch_size: int
     seed: int
     endpoint: str | None = None
+    reuse_batches: bool = False
+
+    def ring(self, device: Any) -> BatchRing | None:
+        """The ring host batches go through (None on a device, or without reuse)."""
+        return BatchRing(2) if self.reuse_batches and device is None else None
 
 
 @dataclass(frozen=True)
@@ -108,9 +115,10 @@ class MemoryFeed:
             device=device,
             features=(arrays["video"], arrays["audio"]),
         )
+        self.ring = spec.ring(device)
 
     def __call__(self, epoch: int) -> Iterator[Batch]:
-        yield from self.batches(epoch)
+        yield from self.batches(epoch, self.ring)
 
     def close(self) -> None:
         """Nothing runs in the background."""
@@ -139,9 +147,10 @@ class StreamFeed:
         max_epochs: int | None = None,
     ) -> None:
         self.cached, self.spec, self.device, self.max_epochs = cached, spec, device, max_epochs
+        self.ring = spec.ring(device)
         per_half = cached.nbytes / max(1, len(cached.halves))
         self.group_halves = max(2, int(group_bytes // max(per_half, 1)))
-        self._next: _Prefetch | None = None  # groups read ahead, from epoch ``_next_epoch`` on
+        self._next: Prefetch | None = None  # groups read ahead, from epoch ``_next_epoch`` on
         self._next_epoch = 0
 
     def blocks(self, epoch: int) -> list[tuple[int, int]]:
@@ -186,7 +195,7 @@ class StreamFeed:
     def __call__(self, epoch: int) -> Iterator[Batch]:
         if self._next is None or self._next_epoch != epoch:
             self.close()  # nothing read ahead, or ahead for another epoch (a resumed trial)
-            self._next, self._next_epoch = _Prefetch(epoch, self._groups_from(epoch), 1), epoch
+            self._next, self._next_epoch = Prefetch(epoch, self._groups_from(epoch), 1), epoch
         source, finished = self._next, False
 
         def this_epoch() -> Iterator[_Group]:
@@ -198,7 +207,7 @@ class StreamFeed:
                 yield item
 
         try:
-            yield from _full_batches(this_epoch(), self.spec.batch_size, epoch)
+            yield from _full_batches(this_epoch(), self.spec.batch_size, epoch, self.ring)
         finally:
             ahead = self.max_epochs is None or epoch < self.max_epochs
             if finished and ahead:
@@ -211,7 +220,7 @@ class StreamFeed:
         if self.max_epochs is not None and epoch > self.max_epochs:
             return
         self.close()
-        self._next, self._next_epoch = _Prefetch(epoch, self._groups_from(epoch), 1), epoch
+        self._next, self._next_epoch = Prefetch(epoch, self._groups_from(epoch), 1), epoch
 
     def close(self) -> None:
         if self._next is not None:
@@ -255,12 +264,18 @@ class _Group:
         threading.Thread(target=self.block.close, name="avspot-unmap", daemon=True).start()
 
 
-def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
-    """Batches of every group in turn; a group's remainder is gathered into a full-size batch
-    that the next group's first windows complete (no copy beyond the gathers); the epoch's last
-    remainder is yielded unless it is a single sample."""
+def _full_batches(
+    groups: Any, batch_size: int, epoch: int, ring: BatchRing | None = None
+) -> Iterator[Batch]:
+    """Batches of every group in turn (into ``ring``'s buffers when given); a group's remainder
+    is gathered into a full-size batch that the next group's first windows complete (no copy
+    beyond the gathers); the epoch's last remainder is yielded unless it is a single sample."""
     carry: Batch | None = None
     filled = 0
+
+    def empty(group: _Group) -> Batch:
+        return group.empty(batch_size) if ring is None else ring.take(group, batch_size)
+
     for group in groups:
         try:
             order = group.order(epoch)
@@ -275,10 +290,14 @@ def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
                 carry = None
             for start in range(lo, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                if len(idx) == batch_size:
+                if len(idx) == batch_size and ring is None:
                     yield group.batch(idx)
+                elif len(idx) == batch_size:
+                    out = empty(group)
+                    group.batch_into(idx, out, 0)
+                    yield out
                 else:
-                    carry, filled = group.empty(batch_size), len(idx)
+                    carry, filled = empty(group), len(idx)
                     group.batch_into(idx, carry, 0)
         finally:
             close = getattr(group, "close", None)
@@ -286,67 +305,6 @@ def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
                 close()
     if carry is not None and filled > 1:
         yield Batch(**{k: v[:filled] for k, v in carry.items()})  # type: ignore[misc]
-
-
-@dataclass(frozen=True)
-class _End:
-    """Marks the end of a prefetched stream (or carries the error that ended it)."""
-
-    error: BaseException | None = None
-
-
-class _Prefetch:
-    """Items of ``source`` produced by a background thread into a bounded queue of ``depth``."""
-
-    def __init__(self, epoch: int, source: Iterator[Any], depth: int) -> None:
-        self.epoch = epoch
-        self._source = source
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"avspot-feed-epoch-{epoch}", daemon=True
-        )
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for item in self._source:
-                if not self._put(item):
-                    return
-            self._put(_End())
-        except BaseException as exc:  # handed to the consumer, raised in its thread
-            self._put(_End(exc))
-        finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> Iterator[Any]:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        self._thread.join(timeout=10)
 
 
 class TrainFeed:
@@ -475,9 +433,11 @@ def train_feed(
     device: Any = None,
     gpu_share: float = 0.0,
     n_params: int = 0,
+    reuse_batches: bool = False,
 ) -> TrainFeed:
-    """The feed of a trial (prepared in the background once ``start`` is called)."""
-    spec = FeedSpec(data_uri, window_frames, batch_size, seed, endpoint)
+    """The feed of a trial (prepared in the background once ``start`` is called);
+    ``reuse_batches``: see ``FeedSpec``."""
+    spec = FeedSpec(data_uri, window_frames, batch_size, seed, endpoint, reuse_batches)
     kw = {"device": device, "gpu_share": gpu_share, "n_params": n_params}
     return TrainFeed(spec, manifest, max_epochs=max_epochs, **kw)
 

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from avspot.search.tuning.feed import FeedSpec, StreamFeed, _Prefetch
+from avspot.search.tuning.feed import FeedSpec, StreamFeed
+from avspot.search.tuning.prefetch import Prefetch
 
 
 def _batches(n: int, fail_at: int | None = None):
@@ -19,13 +20,13 @@ def _batches(n: int, fail_at: int | None = None):
 
 
 def test_prefetch_hands_over_every_batch_in_order():
-    got = [int(b["targets"][0, 0]) for b in _Prefetch(1, _batches(7), depth=2)]
+    got = [int(b["targets"][0, 0]) for b in Prefetch(1, _batches(7), depth=2)]
     assert got == list(range(7))
 
 
 def test_prefetch_raises_the_producers_error_in_the_consumer():
     with pytest.raises(RuntimeError, match="batch 3"):
-        list(_Prefetch(1, _batches(7, fail_at=3), depth=2))
+        list(Prefetch(1, _batches(7, fail_at=3), depth=2))
 
 
 def test_prefetch_close_stops_a_blocked_producer():
@@ -38,7 +39,7 @@ def test_prefetch_close_stops_a_blocked_producer():
             yield {"targets": np.zeros((1, 4), np.float32)}
             i += 1
 
-    pf = _Prefetch(2, endless(), depth=2)
+    pf = Prefetch(2, endless(), depth=2)
     deadline = time.monotonic() + 60  # a safety net only: the producer blocks within moments
     while not (pf._queue.full() and len(produced) == 3) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -68,7 +69,7 @@ class _Fake(StreamFeed):
     def __init__(self, **kw):
         self.spec = FeedSpec("unused", window_frames=4, batch_size=3, seed=0)
         self.max_epochs = kw.get("max_epochs")
-        self._next = None
+        self._next, self.ring = None, None
         self.started: list[tuple[int, str]] = []
 
     def groups(self, epoch):
