@@ -7,11 +7,6 @@ definition of a window's frames, edge-padded inside each half). Training shuffle
 per epoch with ``numpy.random.default_rng((seed, epoch))`` so that an epoch's order depends only
 on the seed and the epoch (a resumed run sees the same batches); validation walks them in order.
 
-A :class:`BatchRing` lets a feed gather into the same few host buffers batch after batch instead
-of fresh ones: a fresh 40 MB batch costs the kernel a page-zeroing pass (about a quarter of a
-host feed's time, ``BENCHMARKS.md``). A consumer of a ring's batches must copy what it keeps past
-the next batch (the trainer copies the targets it scores at the epoch's end).
-
 Features keep the table's dtype (float16 tables stay float16 in memory and on the way to the
 device); the trainer upcasts on the device (``device.to_tensor``).
 """
@@ -19,7 +14,7 @@ device); the trainer upcasts on the device (``device.to_tensor``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -27,7 +22,7 @@ from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Half
 from avspot.datasets.windows import chunk_labels, window_indices
 
-__all__ = ["Batch", "BatchRing", "ChunkBatches"]
+__all__ = ["Batch", "ChunkBatches"]
 
 
 class Batch(TypedDict):
@@ -186,20 +181,13 @@ class ChunkBatches:
         np.take(self.audio, rows, axis=0, out=out["audio"][at : at + n], mode="clip")
         np.take(self.targets, indices, axis=0, out=out["targets"][at : at + n], mode="clip")
 
-    def __call__(self, epoch: int = 1, ring: BatchRing | None = None) -> Iterator[Batch]:
-        """The epoch's batches; with a ``ring`` (host batches only) full batches are gathered
-        into its buffers, so each is valid until the ring comes round to it again."""
+    def __call__(self, epoch: int = 1) -> Iterator[Batch]:
         order = self.order(epoch)
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
             if self.shuffle and len(idx) < 2:
                 continue
-            if ring is not None and self.device is None and len(idx) == self.batch_size:
-                out = ring.take(self, len(idx))
-                self.batch_into(idx, out)
-                yield out
-            else:
-                yield self.batch(idx)
+            yield self.batch(idx)
 
     def describe(self) -> dict[str, Any]:
         """Counts for logs: halves, samples, batches, positives per output (classes, then
@@ -210,33 +198,6 @@ class ChunkBatches:
             "batches": len(self),
             "positives": self.targets.sum(axis=0).astype(int).tolist(),
         }
-
-
-class _MakesBatches(Protocol):
-    def empty(self, n: int) -> Batch: ...
-
-
-class BatchRing:
-    """``size`` host batch buffers handed out in turn (``take``), made by the first batcher
-    that asks and remade when a batcher of another shape does. A batch taken from the ring is
-    overwritten ``size`` takes later: its consumer copies what it keeps longer."""
-
-    def __init__(self, size: int = 2) -> None:
-        self._slots: list[Batch | None] = [None] * max(1, size)
-        self._next = 0
-
-    def take(self, batcher: _MakesBatches, n: int) -> Batch:
-        """The next buffer, for ``n`` samples of ``batcher``'s shapes and dtypes (uninitialised)."""
-        i, self._next = self._next, (self._next + 1) % len(self._slots)
-        slot, want = self._slots[i], batcher.empty(0)
-        if slot is None or any(
-            slot[k].shape[1:] != want[k].shape[1:]
-            or slot[k].dtype != want[k].dtype
-            or len(slot[k]) != n
-            for k in Batch.__annotations__
-        ):
-            slot = self._slots[i] = batcher.empty(n)
-        return slot
 
 
 def _on_device(x: Any, device: Any) -> Any:

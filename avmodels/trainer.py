@@ -6,8 +6,8 @@ divides the rate by 10 after 10 epochs without improvement (restoring the best w
 after 30; our defaults are shorter (``patience=5``, ``stop_patience=10``, ``max_decays=2``).
 
 The trainer knows nothing of Ray or MLflow: it takes ``train_batches(epoch) -> Iterable[Batch]``
-(``avmodels.data``; a feed may reuse a batch's buffers: the trainer copies what it keeps) and
-``valid_halves() -> Iterable[Half]``. :meth:`Trainer.epochs` yields an :class:`EpochEnd` after every epoch, so the
+(``avmodels.data``: in-memory halves, or a search's feed) and ``valid_halves() ->
+Iterable[Half]``. :meth:`Trainer.epochs` yields an :class:`EpochEnd` after every epoch, so the
 caller reads top to bottom: log, checkpoint, report, or leave the loop to stop. :meth:`Trainer.fit`
 runs the loop to the end with an optional per-epoch hook and returns the :class:`TrainResult`.
 
@@ -397,7 +397,7 @@ class Trainer:
             self.optimizer.step()
             loss_sum += loss.detach().double() * len(y)
             n += len(y)
-            seen_t.append(y.clone())  # a feed may reuse the batch's buffers (``BatchRing``)
+            seen_t.append(y)
             seen_p.append(torch.sigmoid(logits.float()))
         if n == 0:
             raise DataError(f"epoch {epoch}: the training stream yielded no batches")

@@ -10,11 +10,9 @@ consuming the batches), each in a fresh process, as a trial runs:
   storage into the node cache, the bytes each read, the seconds it took;
 - ``MemoryFeed`` (the split within the feed budget: the node cache's shared map) and
   ``StreamFeed`` (forced: the budget set to a tenth of the split; groups of halves read from the
-  node cache, so trial memory stays flat), both gathering into a ring of two batch buffers as
-  in a trial (``reuse_batches``), and the forced ``StreamFeed`` with a fresh buffer per batch,
-  as the loader has (where the ring's gain comes from): windows/s per epoch and peak RSS.
+  node cache, so trial memory stays flat): windows/s per epoch and peak RSS of the process.
 Windows/s are medians over the epochs after the first; the loader, MemoryFeed and StreamFeed
-processes run in ``--rounds`` interleaved rounds (loader, memory, stream, fresh, loader, ...), and a
+processes run in ``--rounds`` interleaved rounds (loader, memory, stream, loader, ...), and a
 feed's share of the loader is the median of its per-round ratios, so that the machine's drift
 between processes cancels (epochs of a 10-game table last ~60 ms). Peak RSS is the largest of the
 rounds. Prints figures and asserts nothing.
@@ -58,7 +56,7 @@ elif kind == "fill":
 else:
     from avspot.search.tuning.feed import train_feed
     feed = train_feed(table, m, window_frames=w, batch_size=batch, seed=0, endpoint=endpoint,
-                      max_epochs=epochs, reuse_batches=kind != "fresh")
+                      max_epochs=epochs)
     choice = feed.wait()
     out.update(choice=choice.kind, table_bytes_read=choice.table_bytes_read,
                split_bytes=choice.split_bytes)
@@ -132,13 +130,12 @@ def measure(
     fills = [json.loads(p.communicate(timeout=3600)[0].strip().splitlines()[-1]) for p in procs]
     split = int(sum(f["split_bytes"] for f in fills if f["filled"]))
     forced = {**env, "AVSPOT_FEED_MEMORY_BYTES": str(split // 10)}
-    runs: dict[str, list[dict]] = {"loader": [], "memory": [], "stream": [], "fresh": []}
-    for _ in range(rounds):  # interleaved, so the four see the same machine
+    runs: dict[str, list[dict]] = {"loader": [], "memory": [], "stream": []}
+    for _ in range(rounds):  # interleaved, so the three see the same machine
         runs["loader"].append(_child("loader", table, endpoint, epochs, env))
         runs["memory"].append(_child("feed", table, endpoint, epochs, env))
         runs["stream"].append(_child("feed", table, endpoint, epochs, forced))
-        runs["fresh"].append(_child("fresh", table, endpoint, epochs, forced))
-    loader, memory, stream, fresh = (_rounds(runs[k]) for k in runs)
+    loader, memory, stream = (_rounds(runs[k]) for k in runs)
     train = m.counts["per_split"]["train"]
     return {
         "games": m.counts["games"],
@@ -151,7 +148,6 @@ def measure(
         "fills": fills,
         "memory": memory,
         "stream": stream,
-        "fresh": fresh,
     }
 
 
@@ -173,8 +169,7 @@ def report(rows: list[dict], storage: str, half_minutes: float = 45.0) -> None:
         who = f"{read[0] / 1e6:.0f} MB + {read[1] / 1e6:.0f} MB (split {r['table_bytes'] / 1e6:.0f} MB)"
         fill_s = max(f["ready_s"] for f in r["fills"])
         for name, res in (("in-process loader", r["loader"]), ("MemoryFeed", r["memory"]),
-                          ("StreamFeed (budget = split/10)", r["stream"]),
-                          ("StreamFeed, fresh batch buffers", r["fresh"])):  # fmt: skip
+                          ("StreamFeed (budget = split/10)", r["stream"])):  # fmt: skip
             rate = statistics.median(res["round_rates"])
             share = statistics.median(
                 [a / b for a, b in zip(res["round_rates"], loader_rounds, strict=True)]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from avspot.avmodels.data import Batch, BatchRing, ChunkBatches
+from avspot.avmodels.data import Batch, ChunkBatches
 from avspot.datasets.errors import DataError
 from avspot.datasets.manifest import Manifest
 from avspot.datasets.node_cache import CachedSplit, ensure_split, split_nbytes
@@ -45,20 +45,13 @@ ACTIVATION_MARGIN = 0.25
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """What a feed batches: the table, window length, batch size, seed. ``reuse_batches``:
-    host batches are gathered into a ring of two buffers (``BatchRing``), each valid until the
-    next-but-one batch is asked for; the trainer copies the little it keeps."""
+    """What a feed batches: the table, window length, batch size, seed."""
 
     data_uri: str
     window_frames: int
     batch_size: int
     seed: int
     endpoint: str | None = None
-    reuse_batches: bool = False
-
-    def ring(self, device: Any) -> BatchRing | None:
-        """The ring host batches go through (None on a device, or without reuse)."""
-        return BatchRing(2) if self.reuse_batches and device is None else None
 
 
 @dataclass(frozen=True)
@@ -115,10 +108,9 @@ class MemoryFeed:
             device=device,
             features=(arrays["video"], arrays["audio"]),
         )
-        self.ring = spec.ring(device)
 
     def __call__(self, epoch: int) -> Iterator[Batch]:
-        yield from self.batches(epoch, self.ring)
+        yield from self.batches(epoch)
 
     def close(self) -> None:
         """Nothing runs in the background."""
@@ -147,7 +139,6 @@ class StreamFeed:
         max_epochs: int | None = None,
     ) -> None:
         self.cached, self.spec, self.device, self.max_epochs = cached, spec, device, max_epochs
-        self.ring = spec.ring(device)
         per_half = cached.nbytes / max(1, len(cached.halves))
         self.group_halves = max(2, int(group_bytes // max(per_half, 1)))
         self._next: Prefetch | None = None  # groups read ahead, from epoch ``_next_epoch`` on
@@ -207,7 +198,7 @@ class StreamFeed:
                 yield item
 
         try:
-            yield from _full_batches(this_epoch(), self.spec.batch_size, epoch, self.ring)
+            yield from _full_batches(this_epoch(), self.spec.batch_size, epoch)
         finally:
             ahead = self.max_epochs is None or epoch < self.max_epochs
             if finished and ahead:
@@ -264,18 +255,12 @@ class _Group:
         threading.Thread(target=self.block.close, name="avspot-unmap", daemon=True).start()
 
 
-def _full_batches(
-    groups: Any, batch_size: int, epoch: int, ring: BatchRing | None = None
-) -> Iterator[Batch]:
-    """Batches of every group in turn (into ``ring``'s buffers when given); a group's remainder
-    is gathered into a full-size batch that the next group's first windows complete (no copy
-    beyond the gathers); the epoch's last remainder is yielded unless it is a single sample."""
+def _full_batches(groups: Any, batch_size: int, epoch: int) -> Iterator[Batch]:
+    """Batches of every group in turn; a group's remainder is gathered into a full-size batch
+    that the next group's first windows complete (no copy beyond the gathers); the epoch's last
+    remainder is yielded unless it is a single sample."""
     carry: Batch | None = None
     filled = 0
-
-    def empty(group: _Group) -> Batch:
-        return group.empty(batch_size) if ring is None else ring.take(group, batch_size)
-
     for group in groups:
         try:
             order = group.order(epoch)
@@ -290,14 +275,10 @@ def _full_batches(
                 carry = None
             for start in range(lo, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                if len(idx) == batch_size and ring is None:
+                if len(idx) == batch_size:
                     yield group.batch(idx)
-                elif len(idx) == batch_size:
-                    out = empty(group)
-                    group.batch_into(idx, out, 0)
-                    yield out
                 else:
-                    carry, filled = empty(group), len(idx)
+                    carry, filled = group.empty(batch_size), len(idx)
                     group.batch_into(idx, carry, 0)
         finally:
             close = getattr(group, "close", None)
@@ -433,11 +414,9 @@ def train_feed(
     device: Any = None,
     gpu_share: float = 0.0,
     n_params: int = 0,
-    reuse_batches: bool = False,
 ) -> TrainFeed:
-    """The feed of a trial (prepared in the background once ``start`` is called);
-    ``reuse_batches``: see ``FeedSpec``."""
-    spec = FeedSpec(data_uri, window_frames, batch_size, seed, endpoint, reuse_batches)
+    """The feed of a trial (prepared in the background once ``start`` is called)."""
+    spec = FeedSpec(data_uri, window_frames, batch_size, seed, endpoint)
     kw = {"device": device, "gpu_share": gpu_share, "n_params": n_params}
     return TrainFeed(spec, manifest, max_epochs=max_epochs, **kw)
 

@@ -94,7 +94,6 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         device=trainer.device,
         gpu_share=_held("GPU"),
         n_params=count_parameters(trainer.model),
-        reuse_batches=True,  # the trainer copies the targets it keeps (host batches: 1.2x)
     )
     feed.start(trainer.state.epoch + 1)  # the split reaches this machine while the run opens
 

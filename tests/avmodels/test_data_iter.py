@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avspot.avmodels.data import BatchRing, ChunkBatches
+from avspot.avmodels.data import ChunkBatches
 from avspot.avmodels.metrics import events_to_dense
 from avspot.datasets.errors import DataError
 from avspot.datasets.halves import Event, Half
@@ -44,24 +44,6 @@ def test_chunk_batches_shapes_cover_every_chunk_once() -> None:
     assert sorted(seen) == [(h, s) for h in range(3) for s in range(0, 100, 10)]
     assert stream.pos_freq.tolist() == pytest.approx([0.1, 0, 0.1, 0.8])
     assert stream.describe()["positives"] == [3, 0, 3, 24]
-
-
-def test_a_batch_ring_reuses_two_buffers_for_the_same_batches() -> None:
-    halves = [_half(i, events=((5, "card"), (50, "soccer"))) for i in range(3)]
-    stream = ChunkBatches(halves, window_frames=10, batch_size=8, seed=1)  # 8, 8, 8, then 6
-    ring = BatchRing(2)
-    got = [(id(b["video"]), {k: v.copy() for k, v in b.items()}) for b in stream(1, ring)]
-    want = list(stream(1))
-    assert len(got) == len(want) == 4
-    for (_, g), w in zip(got, want, strict=True):
-        for k in ("video", "audio", "targets"):
-            np.testing.assert_array_equal(g[k], w[k])
-    ids = [i for i, _ in got]
-    assert ids[0] == ids[2] != ids[1] and ids[3] not in ids[:3]  # the short tail: its own
-    again = next(iter(stream(2, ring)))["video"]  # the ring goes on where it was
-    assert id(again) == ids[1]
-    other = ChunkBatches(halves, window_frames=6, batch_size=8, seed=1)  # another shape
-    assert next(iter(other(1, ring)))["video"].shape == (8, 6, 3)
 
 
 def test_float16_features_stay_float16_until_the_device() -> None:

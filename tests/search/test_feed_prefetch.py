@@ -69,7 +69,7 @@ class _Fake(StreamFeed):
     def __init__(self, **kw):
         self.spec = FeedSpec("unused", window_frames=4, batch_size=3, seed=0)
         self.max_epochs = kw.get("max_epochs")
-        self._next, self.ring = None, None
+        self._next = None
         self.started: list[tuple[int, str]] = []
 
     def groups(self, epoch):
