@@ -87,6 +87,36 @@ def test_node_cache_holds_the_split_once_and_reads_it_back(table, cache) -> None
     assert sorted(p.name for p in cache.glob("*/*")) == ["train", "train.lock"]  # no staging
 
 
+def _resident_kib(path: Path) -> tuple[int, int]:
+    """(Size, Rss) in KiB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    size = rss = 0
+    mine = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split()[0]:
+            mine = line.rstrip().endswith(str(path))
+        elif mine and line.startswith(("Size:", "Rss:")):
+            kib = int(line.split()[1])
+            size, rss = (size + kib, rss) if line.startswith("Size:") else (size, rss + kib)
+    return size, rss
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux /proc only")
+@pytest.mark.parametrize("populate", [True, False])
+def test_a_mapped_block_is_resident_before_it_is_read(table, cache, monkeypatch, populate) -> None:
+    from avspot.datasets import node_cache
+
+    cached, _ = ensure_split(table, read_manifest(table), "train")
+    if not populate:  # no madvise to call (before Linux 5.14, or no libc): pages fault on read
+        monkeypatch.setattr(node_cache, "_libc_madvise", lambda: None)
+    block = cached.map_block(1, 4)
+    size, rss = _resident_kib(cached.path / "video.bin")
+    assert size > 0 and (rss == size) == populate
+    ref = read_halves(table, "train")
+    np.testing.assert_array_equal(block.halves[3].video, ref[4].video)  # the same data either way
+    block.close()
+    assert _resident_kib(cached.path / "video.bin") == (0, 0)  # unmapped
+
+
 def _ensure_in_process(table: str, root: str, out: str) -> None:
     os.environ["AVSPOT_CACHE_DIR"] = root
     cached, filled = ensure_split(table, read_manifest(table), "train")
