@@ -296,6 +296,16 @@ def test_region_reaches_the_containers(prepared: dict) -> None:
     assert all(z.startswith(region) for z in zones)
 
 
+def test_worker_node_cache_is_on_the_disk_the_host_mounted(prepared: dict) -> None:
+    env = container_env(prepared, "worker")
+    inside = env["AVSPOT_CACHE_DIR"]
+    volumes = [shlex.split(o) for o in run_options(prepared, "worker") if o.startswith("-v ")]
+    assert [f"/mnt/avspot-cache:{inside}"] in [v[1:] for v in volumes]
+    init = [c for c in prepared["initialization_commands"] if "node_cache_disk.sh" in c]
+    assert len(init) == 1 and init[0].endswith(" /mnt/avspot-cache")
+    assert "AVSPOT_CACHE_DIR" not in container_env(prepared, "head")  # the head trains nothing
+
+
 def test_file_mounts_ship_dist_and_secrets_never_the_checkout(prepared: dict) -> None:
     mounts = prepared["file_mounts"]
     for remote, local in mounts.items():
@@ -334,7 +344,7 @@ def test_no_node_installs_anything_at_boot(prepared: dict) -> None:
 def test_every_script_the_config_runs_is_shipped_in_dist(prepared: dict) -> None:
     used = dist_scripts_used(prepared)
     assert {"node_env.sh", "check_gpu.sh", "wait_mlflow.sh", "check_image.sh",
-            "registry_login.sh"} <= used  # fmt: skip
+            "registry_login.sh", "node_cache_disk.sh"} <= used  # fmt: skip
     text = (SCRIPTS / "build_dist.sh").read_text()
     shipped = set(re.search(r"for f in ([^;]+); do", text).group(1).split())
     assert used <= shipped and "mlflow_server.sh" in shipped
@@ -679,6 +689,41 @@ def test_check_gpu_fails_early(fake_bin: Path, smi: str, message: str) -> None:
         ["bash", str(SCRIPTS / "check_gpu.sh")], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 1 and message in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("disks", "mounted_at", "expect"),
+    [
+        ("/dev/nvme0n1 Amazon Elastic Block Store\n/dev/nvme1n1 Amazon EC2 NVMe Instance Storage",
+         "", ["mkfs.ext4 -q -F -m 0 -E nodiscard /dev/nvme1n1",
+              "mount -o noatime /dev/nvme1n1 {mnt}"]),
+        ("/dev/nvme1n1 Amazon EC2 NVMe Instance Storage", "/opt/dlami/nvme",
+         ["mount --bind /opt/dlami/nvme {mnt}"]),
+        ("/dev/nvme0n1 Amazon Elastic Block Store", "", []),
+    ],
+    ids=["formats-the-instance-store", "binds-the-amis-mount", "root-volume-without-one"],
+)  # fmt: skip
+def test_node_cache_disk_finds_the_instance_store(
+    fake_bin: Path, tmp_path: Path, disks: str, mounted_at: str, expect: list[str]
+) -> None:
+    log, mnt = tmp_path / "calls", tmp_path / "mnt" / "avspot-cache"
+    write_exe(fake_bin / "lsblk", f"#!/usr/bin/env bash\nprintf '{disks}\\n'\n")
+    write_exe(
+        fake_bin / "findmnt",
+        f"#!/usr/bin/env bash\n[[ -n '{mounted_at}' ]] && echo '{mounted_at}'\nexit 0\n",
+    )
+    write_exe(fake_bin / "mountpoint", "#!/usr/bin/env bash\nexit 1\n")
+    for tool in ("mkfs.ext4", "mount"):
+        write_exe(fake_bin / tool, f'#!/usr/bin/env bash\necho "{tool} $*" >> {log}\n')
+    env = {"PATH": f"{fake_bin}:{os.environ['PATH']}", "SUDO": "", "OWNER": f"{os.getuid()}"}
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "node_cache_disk.sh"), str(mnt)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert calls == [c.format(mnt=mnt) for c in expect]
+    assert mnt.is_dir() and ("root volume" in out.stdout) == (not expect)
 
 
 def test_shell_scripts_are_strict_and_parse() -> None:

@@ -103,7 +103,7 @@ for key in sorted(pins):
 PY
 
 mkdir -p "$out/cluster"
-for f in node_env.sh check_gpu.sh check_image.sh registry_login.sh wait_mlflow.sh mlflow_server.sh; do
+for f in node_env.sh check_gpu.sh check_image.sh registry_login.sh node_cache_disk.sh wait_mlflow.sh mlflow_server.sh; do
   cp "$here/$f" "$out/cluster/$f"
 done
 
