@@ -2,22 +2,17 @@
 
 A cluster (an ``address``): trials run at once as the cluster's resources allow for the per-trial
 request (its GPUs when a trial asks for some, else its CPUs); a trial runs as many torch
-threads as the CPUs it holds. The "keep a CPU for Ray Data" rule is local only: on a cluster
-Ray Data's tasks are scheduled on any node. A search on more than one machine (or on a head that
-runs no trials) cannot use a sqlite or ``file:`` tracking store, a loopback tracking server or
-local storage: the trials run on other machines and would not see them (``check_cluster_plan``;
+threads as the CPUs it holds. A search on more than one machine (or on a head that runs no
+trials) cannot use a sqlite or ``file:`` tracking store, a loopback tracking server or local
+storage: the trials run on other machines and would not see them (``check_cluster_plan``;
 raylets started on one machine, as ``ray.cluster_utils.Cluster`` does, share its files).
 
-Local Ray: each trial takes ``cpus_per_trial`` (default 1) and one CPU stays free for Ray
-Data's read tasks: with less, its read and windowing tasks never get scheduled and every trial
-waits for its first batch forever (seen on 2 CPUs with 2 trials of 1 CPU, and with 1 trial of
-1.5 CPUs), so such a plan is refused. The CPU kept for Ray Data is busy only while a trial
-reads an epoch (which starts during the previous epoch's validation), so the trials' torch
-threads use it too: 2 threads for 1 trial on 2 CPUs gave 1.4-1.6x faster epochs.
-
-Since then the trial feed stopped using Ray Data (``tuning/feed.py``): with this check bypassed,
-4 smoke trials 2 at a time on 2 CPUs finished in 29.7 s against 102 s one at a time. The rule
-stands until it is relaxed together with its tests and the bad-input case that expects it.
+Local Ray: each trial takes ``cpus_per_trial`` (default 1), and as many trials run at once as
+the machine's CPUs hold; a plan asking for more at once than that is refused (the rest would
+only queue, and the searcher would suggest them before any result came back). Until the trial
+feed stopped using Ray Data (``tuning/feed.py``) one CPU had to stay free for Ray Data's read
+tasks, or every trial waited for its first batch forever; without that rule, 4 smoke trials 2 at
+a time on 2 CPUs took 29.7 s against 102 s one at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +22,6 @@ import os
 
 from avspot.datasets.errors import DataError
 
-DATA_CPUS = 1.0  # CPUs that Ray Data needs free beside the trials on local Ray
 DEFAULT_CPUS_PER_TRIAL = 1.0
 
 
@@ -36,11 +30,11 @@ def cpus_per_trial(requested: float | None) -> float:
 
 
 def max_concurrent(requested: int | None, cpus: float | None) -> int:
-    """Trials at once on local Ray: as asked, else as many as fit beside Ray Data's CPU."""
+    """Trials at once on local Ray: as asked, else as many as the machine's CPUs hold."""
     if requested is not None:
         return requested
     machine = os.cpu_count() or 1
-    return max(1, int((machine - DATA_CPUS) // cpus_per_trial(cpus)))
+    return max(1, int(machine // cpus_per_trial(cpus)))
 
 
 def cluster_concurrent(
@@ -103,16 +97,16 @@ def trial_threads(address: str | None, concurrent: int, cpus: float | None) -> i
 
 
 def check_local_plan(address: str | None, concurrent: int, cpus: float | None) -> None:
-    """On local Ray, refuse a plan that leaves Ray Data no CPU (the search would hang)."""
+    """On local Ray, refuse a plan that asks for more CPUs at once than the machine has."""
     if address:
         return
     machine = os.cpu_count() or 1
     need = concurrent * cpus_per_trial(cpus)
-    if need > machine - DATA_CPUS and machine > DATA_CPUS:
+    if need > machine:
         raise DataError(
-            f"max_concurrent {concurrent} x cpus_per_trial {cpus_per_trial(cpus):g} leaves "
-            f"less than {DATA_CPUS:g} of this machine's {machine} CPUs for Ray Data's read "
-            "tasks: the trials would wait for data forever; lower one of them",
+            f"max_concurrent {concurrent} x cpus_per_trial {cpus_per_trial(cpus):g} needs "
+            f"{need:g} CPUs at once and this machine has {machine}: the trials beyond that "
+            "would only queue; lower one of them",
             field="max_concurrent",
         )
 

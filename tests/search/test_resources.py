@@ -9,19 +9,24 @@ from avspot.search.tuning import resources
 from avspot.search.tuning.callbacks import summary
 
 
-def test_default_concurrency_leaves_a_cpu_for_ray_data(monkeypatch):
+def test_default_concurrency_uses_every_cpu(monkeypatch):
     monkeypatch.setattr(resources.os, "cpu_count", lambda: 2)
-    assert resources.max_concurrent(None, None) == 1
-    resources.check_local_plan(None, 1, None)  # 1 trial x 1 CPU on 2 CPUs is fine
+    assert resources.max_concurrent(None, None) == 2  # the feed needs no CPU kept for Ray Data
+    assert resources.max_concurrent(None, 2.0) == 1 and resources.max_concurrent(None, 4.0) == 1
+    resources.check_local_plan(None, 2, None)  # 2 trials x 1 CPU on 2 CPUs is fine
+    resources.check_local_plan(None, 1, 1.5)
     monkeypatch.setattr(resources.os, "cpu_count", lambda: 16)
-    assert resources.max_concurrent(None, None) == 15
+    assert resources.max_concurrent(None, None) == 16 and resources.max_concurrent(5, None) == 5
 
 
-@pytest.mark.parametrize("concurrent, cpus_per_trial", [(2, 1.0), (1, 1.5)])
-def test_a_plan_that_starves_ray_data_is_refused(monkeypatch, concurrent, cpus_per_trial):
+@pytest.mark.parametrize("concurrent, cpus_per_trial", [(3, 1.0), (2, 1.5), (1, 4.0)])
+def test_a_plan_asking_for_more_cpus_than_the_machine_has_is_refused(
+    monkeypatch, concurrent, cpus_per_trial
+):
     monkeypatch.setattr(resources.os, "cpu_count", lambda: 2)
-    with pytest.raises(DataError, match="Ray Data"):
+    with pytest.raises(DataError, match="this machine has 2") as err:
         resources.check_local_plan(None, concurrent, cpus_per_trial)
+    assert err.value.field == "max_concurrent"
     # A cluster address is the user's business: no check there.
     resources.check_local_plan("ray://head:10001", concurrent, cpus_per_trial)
 
@@ -32,14 +37,15 @@ def test_trial_summary_names_clusters_only_for_clustered_poolings():
 
 
 def test_trial_threads_share_the_machine_between_concurrent_trials(monkeypatch):
-    """One trial on 2 CPUs also uses the CPU kept for Ray Data (idle while it trains/validates);
-    15 concurrent trials on 16 CPUs get one thread each; a cluster trial uses its own CPUs."""
+    """2 trials on 2 CPUs get one thread each, one trial both; 16 concurrent trials on 16 CPUs
+    one each; trials of 4 CPUs 4; a cluster trial uses its own CPUs."""
     monkeypatch.setattr(resources.os, "cpu_count", lambda: 2)
-    assert resources.trial_threads(None, resources.max_concurrent(None, None), None) == 2
+    assert resources.trial_threads(None, resources.max_concurrent(None, None), None) == 1
+    assert resources.trial_threads(None, 1, None) == 2
     monkeypatch.setattr(resources.os, "cpu_count", lambda: 16)
     assert resources.trial_threads(None, resources.max_concurrent(None, None), None) == 1
-    concurrent = resources.max_concurrent(None, 4.0)  # 3 trials: 5 threads
-    assert resources.trial_threads(None, concurrent, 4.0) == 5
+    concurrent = resources.max_concurrent(None, 4.0)  # 4 trials: 4 threads
+    assert concurrent == 4 and resources.trial_threads(None, concurrent, 4.0) == 4
     assert resources.trial_threads("auto", concurrent, 4.0) == 0
 
 
