@@ -9,8 +9,10 @@ With the card, driver, CUDA, torch and Python versions, and peak GPU memory of e
    NetVLAD k=64 / k=512, seed head (projection + gating) and raw head, before_fc and early_1024 at
    k=512; fp32, TF32, bf16 autocast; CUDA events over fixed step counts after a warm-up;
 2. spotting seconds per 45-min half (5,400 frames, 1 s stride, ``predict_half``);
-3. the feed into a GPU trial: ``ChunkBatches`` over a synthetic train split on the GPU (and on the
-   host): windows/s and the data step's share of step time (CUDA events, warm-up excluded);
+3. the feed into a GPU trial: ``ChunkBatches`` over a synthetic train split on the GPU, on the
+   host, and the trial's ``StreamFeed`` (forced: blocks of a quarter of the split from the node
+   cache, each copied to the card as it is cut): windows/s and the data step's share of step time,
+   the time the GPU waits for its batch (CUDA events, warm-up excluded);
 4. the whole ``Trainer`` for two epochs on a table written by ``avspot.datasets.synth``.
 Prints each figure as measured, writes all to ``--out`` (JSON). All data is SYNTHETIC.
 
@@ -208,7 +210,8 @@ def show(row: dict[str, Any]) -> None:
     elif "data_share" in row:
         text = (f"{row['windows_s']:>9.0f} windows/s, data step {row['data_share']:.1%} of step "
                 f"time ({row['data_ms_per_step']:.2f} of {row['step_ms']:.2f} ms), split "
-                f"{row['split_gib']:.2f} GiB on the {row['split_on']}")  # fmt: skip
+                f"{row['split_gib']:.2f} GiB " + ("streamed from the node cache"
+                if row["split_on"] == "stream" else f"on the {row['split_on']}"))  # fmt: skip
     elif "epochs" in row:
         text = f"2 epochs in {row['wall_s']:.1f} s, {row['precision']}: " + "; ".join(
             f"epoch {e['epoch']:.0f} {e.get('train_samples_per_s', 0):.0f} windows/s, "
@@ -299,20 +302,28 @@ def spot_seconds(device: torch.device, sizes: Sizes, precisions: list[str]) -> l
     return rows
 
 
-def feed_rates(device: torch.device, sizes: Sizes, train: list[Half], prec: str) -> list[dict]:
-    """Training fed by ``ChunkBatches`` with the split on the device (and on the host).
+def feed_rates(
+    device: torch.device, sizes: Sizes, train: list[Half], prec: str, table: str, cache: Path
+) -> list[dict]:
+    """Training fed by ``ChunkBatches`` with the split on the device (and on the host), and by a
+    trial's ``StreamFeed`` from the node cache in ``cache``.
 
     Marks go into the device's queue before the data step (``next`` + copies), between it and
     the compute step, and after that: the GPU's time from the first to the second mark is its
     own gather plus any time it sat idle waiting for the host to hand it the batch."""
     cfg = model_config(FEED_MODEL, sizes)
     rows = []
-    for resident in ["device", "host"] if device.type == "cuda" else ["host"]:
+    cuda = device.type == "cuda"
+    for resident in ["device", "host", "stream"] if cuda else ["host", "stream"]:
 
         def run(resident: str = resident) -> dict[str, Any]:
             reset_peak(device)
-            feed = ChunkBatches(train, cfg.window_frames, sizes.batch, seed=0,
-                                device=device if resident == "device" else None)  # fmt: skip
+            if resident == "stream":
+                feed, nbytes = stream_feed(table, cache, cfg.window_frames, sizes.batch, device)
+            else:
+                feed = ChunkBatches(train, cfg.window_frames, sizes.batch, seed=0,
+                                    device=device if resident == "device" else None)  # fmt: skip
+                nbytes = feed.nbytes
             model = build(cfg, device).train()
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)
             loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -332,6 +343,8 @@ def feed_rates(device: torch.device, sizes: Sizes, train: list[Half], prec: str)
                 if i >= sizes.feed_warmup:
                     marks.append((m0, m1, m2, len(y)))
             sync(device)
+            if resident == "stream":
+                feed.close()
             data_ms = sum(ms_between(m0, m1) for m0, m1, _, _ in marks)
             step_ms = sum(ms_between(m0, m2) for m0, _, m2, _ in marks)
             n = sum(k for *_, k in marks)
@@ -340,7 +353,7 @@ def feed_rates(device: torch.device, sizes: Sizes, train: list[Half], prec: str)
                 "data_share": round(data_ms / step_ms, 4),
                 "data_ms_per_step": round(data_ms / len(marks), 3),
                 "step_ms": round(step_ms / len(marks), 3),
-                "split_gib": round(feed.nbytes / 2**30, 3), "samples_per_epoch": feed.num_samples,
+                "split_gib": round(nbytes / 2**30, 3),
                 "steps": len(marks), "peak_gib": peak_gib(device),
             }  # fmt: skip
 
@@ -348,6 +361,23 @@ def feed_rates(device: torch.device, sizes: Sizes, train: list[Half], prec: str)
                "split_on": resident, "clusters": cfg.clusters}  # fmt: skip
         rows.append(guarded(row, run))
     return rows
+
+
+def stream_feed(
+    table: str, cache: Path, window: int, batch: int, device: torch.device
+) -> tuple[Any, int]:
+    """A trial's streaming feed (``search.tuning.feed.StreamFeed``) over ``table``'s train split,
+    forced to blocks of a quarter of the split, on ``device`` when it is a GPU; and the split's
+    bytes."""
+    from avspot.datasets.manifest import read_manifest
+    from avspot.datasets.node_cache import ensure_split
+    from avspot.search.tuning.feed import FeedSpec, StreamFeed
+
+    os.environ["AVSPOT_CACHE_DIR"] = str(cache)
+    cached, _ = ensure_split(table, read_manifest(table), "train")
+    spec = FeedSpec(table, window, batch, seed=0)
+    on = device if device.type == "cuda" else None
+    return StreamFeed(cached, spec, on, group_bytes=max(1, cached.nbytes // 4)), cached.nbytes
 
 
 def fit_two_epochs(
@@ -395,7 +425,7 @@ def synthetic_table(root: Path, sizes: Sizes) -> tuple[list[Half], list[Half], d
     uri = str(root / "synth")
     manifest = synthesize(uri, games=sizes.games, seed=0, half_minutes=sizes.half_minutes)
     train, valid = read_halves(uri, "train"), read_halves(uri, "valid")
-    info = {"source": "avspot.datasets.synth", "games": sizes.games, "seed": 0,
+    info = {"source": "avspot.datasets.synth", "uri": uri, "games": sizes.games, "seed": 0,
             "half_minutes": sizes.half_minutes, "fingerprint": manifest.fingerprint,
             "train_halves": len(train), "valid_halves": len(valid)}  # fmt: skip
     return train, valid, info
@@ -435,10 +465,11 @@ def measure(device: torch.device, mode: str, report: dict[str, Any]) -> list[str
         section("table", f"   a SYNTHETIC table: {sizes.games} games of 2 x {sizes.half_minutes:g} min",
                 lambda: got.setdefault("t", synthetic_table(Path(tmp), sizes))[2])  # fmt: skip
         if "t" in got:
-            train, valid, _ = got["t"]
+            train, valid, info = got["t"]
             prec = "bf16" if device.type == "cuda" else "fp32"
-            section("feed", "3. the feed into a trial (ChunkBatches, CUDA-event marks)",
-                    lambda: feed_rates(device, sizes, train, prec))  # fmt: skip
+            cache = Path(tmp) / "node-cache"
+            section("feed", "3. the feed into a trial (ChunkBatches, StreamFeed; CUDA-event marks)",
+                    lambda: feed_rates(device, sizes, train, prec, info["uri"], cache))  # fmt: skip
             section("trainer", "4. the Trainer, two epochs on the synthetic table",
                     lambda: trainer_run(device, sizes, train, valid))  # fmt: skip
     return failed

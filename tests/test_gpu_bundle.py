@@ -150,6 +150,7 @@ def test_check_runs_from_the_bundle_with_only_torch_numpy_pyarrow(
     for section in ("train", "spotting", "feed"):
         assert report[section] and all("error" not in r for r in report[section]), section
     assert len(report["trainer"]["epochs"]) == 2
+    assert {r["split_on"] for r in report["feed"]} == {"host", "stream"}  # the trial's StreamFeed
     assert {r["precision"] for r in report["train"]} == {"fp32", "bf16"}
 
     expect = subprocess.run(
