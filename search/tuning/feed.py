@@ -186,7 +186,7 @@ class StreamFeed:
     def __call__(self, epoch: int) -> Iterator[Batch]:
         if self._next is None or self._next_epoch != epoch:
             self.close()  # nothing read ahead, or ahead for another epoch (a resumed trial)
-            self._next, self._next_epoch = Prefetch(epoch, self._groups_from(epoch), 1), epoch
+            self._next, self._next_epoch = self._read_ahead(epoch), epoch
         source, finished = self._next, False
 
         def this_epoch() -> Iterator[_Group]:
@@ -206,12 +206,16 @@ class StreamFeed:
             else:
                 self.close()  # the last epoch, or left mid-epoch (what is queued is this one's)
 
+    def _read_ahead(self, epoch: int) -> Prefetch:
+        """The background thread mapping the groups of ``epoch`` and the epochs after it."""
+        return Prefetch(self._groups_from(epoch), 1, name=f"avspot-feed-epoch-{epoch}")
+
     def start(self, epoch: int) -> None:
         """Begin mapping ``epoch``'s first blocks in the background (none past max_epochs)."""
         if self.max_epochs is not None and epoch > self.max_epochs:
             return
         self.close()
-        self._next, self._next_epoch = Prefetch(epoch, self._groups_from(epoch), 1), epoch
+        self._next, self._next_epoch = self._read_ahead(epoch), epoch
 
     def close(self) -> None:
         if self._next is not None:
@@ -417,8 +421,14 @@ def train_feed(
 ) -> TrainFeed:
     """The feed of a trial (prepared in the background once ``start`` is called)."""
     spec = FeedSpec(data_uri, window_frames, batch_size, seed, endpoint)
-    kw = {"device": device, "gpu_share": gpu_share, "n_params": n_params}
-    return TrainFeed(spec, manifest, max_epochs=max_epochs, **kw)
+    return TrainFeed(
+        spec,
+        manifest,
+        device=device,
+        gpu_share=gpu_share,
+        n_params=n_params,
+        max_epochs=max_epochs,
+    )
 
 
 __all__ = [

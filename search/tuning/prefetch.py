@@ -20,16 +20,14 @@ class _End:
 
 
 class Prefetch:
-    """Items of ``source`` produced by a background thread into a bounded queue of ``depth``."""
+    """Items of ``source`` produced by a background thread (named ``name``) into a bounded
+    queue of ``depth``."""
 
-    def __init__(self, epoch: int, source: Iterator[Any], depth: int) -> None:
-        self.epoch = epoch
+    def __init__(self, source: Iterator[Any], depth: int, name: str = "avspot-prefetch") -> None:
         self._source = source
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"avspot-feed-epoch-{epoch}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item: Any) -> bool:

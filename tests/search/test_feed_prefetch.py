@@ -20,13 +20,13 @@ def _batches(n: int, fail_at: int | None = None):
 
 
 def test_prefetch_hands_over_every_batch_in_order():
-    got = [int(b["targets"][0, 0]) for b in Prefetch(1, _batches(7), depth=2)]
+    got = [int(b["targets"][0, 0]) for b in Prefetch(_batches(7), depth=2)]
     assert got == list(range(7))
 
 
 def test_prefetch_raises_the_producers_error_in_the_consumer():
     with pytest.raises(RuntimeError, match="batch 3"):
-        list(Prefetch(1, _batches(7, fail_at=3), depth=2))
+        list(Prefetch(_batches(7, fail_at=3), depth=2))
 
 
 def test_prefetch_close_stops_a_blocked_producer():
@@ -39,7 +39,7 @@ def test_prefetch_close_stops_a_blocked_producer():
             yield {"targets": np.zeros((1, 4), np.float32)}
             i += 1
 
-    pf = Prefetch(2, endless(), depth=2)
+    pf = Prefetch(endless(), depth=2)
     deadline = time.monotonic() + 60  # a safety net only: the producer blocks within moments
     while not (pf._queue.full() and len(produced) == 3) and time.monotonic() < deadline:
         time.sleep(0.01)
