@@ -329,22 +329,24 @@ def feed_rates(
             loss_fn = torch.nn.BCEWithLogitsLoss()
             it = (b for epoch in range(1, 10**6) for b in feed(epoch))
             marks: list[tuple[Any, Any, Any, int]] = []
-            for i in range(sizes.feed_warmup + sizes.feed_steps):
-                m0 = mark(device)
-                b = next(it)  # the data step: index arithmetic, gather, copies
-                v, a, y = (to_tensor(b[k], device) for k in ("video", "audio", "targets"))
-                m1 = mark(device)
-                opt.zero_grad(set_to_none=True)
-                with precision(device, prec):
-                    loss = loss_fn(model(v, a).float(), y)
-                loss.backward()
-                opt.step()
-                m2 = mark(device)
-                if i >= sizes.feed_warmup:
-                    marks.append((m0, m1, m2, len(y)))
-            sync(device)
-            if resident == "stream":
-                feed.close()
+            try:
+                for i in range(sizes.feed_warmup + sizes.feed_steps):
+                    m0 = mark(device)
+                    b = next(it)  # the data step: index arithmetic, gather, copies
+                    v, a, y = (to_tensor(b[k], device) for k in ("video", "audio", "targets"))
+                    m1 = mark(device)
+                    opt.zero_grad(set_to_none=True)
+                    with precision(device, prec):
+                        loss = loss_fn(model(v, a).float(), y)
+                    loss.backward()
+                    opt.step()
+                    m2 = mark(device)
+                    if i >= sizes.feed_warmup:
+                        marks.append((m0, m1, m2, len(y)))
+                sync(device)
+            finally:  # a failed row (out of memory) must not leave the stream's blocks mapped
+                if resident == "stream":
+                    feed.close()
             data_ms = sum(ms_between(m0, m1) for m0, m1, _, _ in marks)
             step_ms = sum(ms_between(m0, m2) for m0, _, m2, _ in marks)
             n = sum(k for *_, k in marks)
